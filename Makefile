@@ -1,0 +1,40 @@
+# Entry points: `make demo` runs a real AutoML job on the embedded default (SQLite, in-process);
+# `make test` runs the test suite (needs PostgreSQL on 127.0.0.1:5432 for the fleet-store tests).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench schema clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/automl validate jobspecs/titanic.json
+	$(BIN)/automl datasets add jobspecs/data/titanic.csv --target survived
+	$(BIN)/automl run jobspecs/titanic.json
+	$(BIN)/automl leaderboard --model titanic
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check automl workers tests migrations
+	$(BIN)/ruff format --check automl workers migrations
+	$(BIN)/mypy automl
+
+schema: $(STAMP)
+	$(BIN)/automl schema -o jobspecs/jobspec.schema.json
+
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/run_bench.py
+
+clean:
+	rm -rf .automl .pytest_cache .mypy_cache .ruff_cache

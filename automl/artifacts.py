@@ -1,0 +1,96 @@
+"""Content-checked artifact storage under ``AUTOML_ARTIFACT_ROOT``.
+
+Artifacts are addressed by a key relative to the root (``models/12/model.joblib``) so a shared
+root mounted at different paths on different hosts still resolves. Every write is atomic (write
+to a temporary file, then rename) and returns the sha256 of the bytes; every checked read
+verifies it and refuses a mismatch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from automl.errors import ArtifactCorrupt, ArtifactMissing
+
+CHUNK = 1 << 20
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class ArtifactStore:
+    """Files under one root, written atomically and read back with their checksum verified."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise ValueError(f"artifact key {key!r} escapes the artifact root")
+        return path
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def put_bytes(self, key: str, data: bytes) -> str:
+        """Write ``data`` at ``key`` atomically; returns its sha256."""
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return sha256_bytes(data)
+
+    def get_bytes(self, key: str, sha256: str | None = None) -> bytes:
+        """Read ``key``; with ``sha256`` given, refuse content that does not match it."""
+        path = self.path(key)
+        if not path.is_file():
+            raise ArtifactMissing(
+                f"artifact {key} is missing (expected at {path})",
+                hint="check AUTOML_ARTIFACT_ROOT points at the folder the job wrote to",
+            )
+        data = path.read_bytes()
+        if sha256 is not None:
+            actual = sha256_bytes(data)
+            if actual != sha256:
+                raise ArtifactCorrupt(
+                    f"artifact {path} fails its checksum: expected sha256 {sha256}, found {actual}",
+                    hint="the file was changed or damaged after it was written; restore it or retrain",
+                )
+        return data
+
+    def put_object(self, key: str, obj: Any) -> str:
+        """Pickle ``obj`` with joblib at ``key``; returns the sha256 of the file."""
+        import joblib
+
+        buffer = io.BytesIO()
+        joblib.dump(obj, buffer, compress=3)
+        return self.put_bytes(key, buffer.getvalue())
+
+    def get_object(self, key: str, sha256: str) -> Any:
+        """Load a joblib object after verifying its checksum (never unpickle unverified bytes)."""
+        import joblib
+
+        return joblib.load(io.BytesIO(self.get_bytes(key, sha256)))

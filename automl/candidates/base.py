@@ -1,0 +1,82 @@
+"""The contract every model family implements, and the records that candidate selection returns.
+
+A family declares its search space beside its estimator. One Optuna study holds the conditional
+spaces of every family in a job, so each family registers its parameters on the trial under
+``"<family>__<param>"`` (see :func:`param`) while ``suggest`` and ``defaults`` return the bare
+names. The defaults can therefore be enqueued as the first trial of a family with
+``{"family": name, **{f"{name}__{k}": v for k, v in defaults(task).items()}}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from sklearn.base import BaseEstimator
+
+from automl.preprocessing import Style
+
+CLASSIFICATION = frozenset({"binary", "multiclass"})
+ALL_TASKS = frozenset({"binary", "multiclass", "regression"})
+
+
+@dataclass(frozen=True)
+class SelectionContext:
+    """What candidate selection knows about the job: task and the size of the feature table."""
+
+    task: str
+    rows: int
+    features: int
+    categorical: int
+
+
+@dataclass(frozen=True)
+class CandidateChoice:
+    """Whether one family is tried in a job, and a readable sentence saying why."""
+
+    family: str
+    selected: bool
+    reason: str
+
+
+def applies_everywhere(ctx: SelectionContext) -> str | None:
+    """``skip_reason`` for families that suit every dataset size."""
+    return None
+
+
+def _generic_selected(ctx: SelectionContext) -> str:
+    return f"selected: suits {ctx.rows:,} rows and {ctx.features} features"
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family: its estimator, its search space and when it is worth trying.
+
+    ``defaults(task)`` returns the same keys as ``suggest(trial, task)``, and every default lies
+    inside the distribution ``suggest`` registers, so the defaults can be enqueued into a study.
+    ``build(params, task, seed, n_jobs)`` returns an unfitted estimator; classifiers always provide
+    ``predict_proba``. ``skip_reason(ctx)`` returns ``None`` when the family should be tried, and
+    ``selected_reason(ctx)`` the sentence recorded when it is.
+    """
+
+    name: str
+    label: str
+    tasks: frozenset[str]
+    style: Style
+    defaults: Callable[[str], dict[str, Any]]
+    suggest: Callable[[optuna.trial.BaseTrial, str], dict[str, Any]]
+    build: Callable[[dict[str, Any], str, int, int], BaseEstimator]
+    skip_reason: Callable[[SelectionContext], str | None] = applies_everywhere
+    selected_reason: Callable[[SelectionContext], str] = _generic_selected
+
+
+def param(family: str, key: str) -> str:
+    """The name a family's parameter is registered under on a shared trial."""
+    return f"{family}__{key}"
+
+
+def is_classification(task: str) -> bool:
+    """True for binary and multiclass tasks."""
+    return task in CLASSIFICATION

@@ -1,0 +1,51 @@
+"""The ``automl`` command line: a thin shell over the library.
+
+Imports here stay light so ``automl --help`` is fast; each command imports what it needs.
+Exit codes: 0 ok, 1 job failed, 2 bad input, 3 store or service problem.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from automl.cli import datasets as datasets_cmd
+from automl.cli import db as db_cmd
+from automl.cli import jobs as jobs_cmd
+from automl.cli import specs as specs_cmd
+from automl.cli.common import console_err
+
+app = typer.Typer(
+    name="automl",
+    help="Declarative AutoML jobs with a SQL metadata store.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    add_completion=False,
+)
+app.add_typer(datasets_cmd.app, name="datasets")
+app.add_typer(db_cmd.app, name="db")
+app.add_typer(jobs_cmd.app, name="jobs")
+jobs_cmd.register(app)
+specs_cmd.register(app)
+
+
+def main() -> None:
+    """Console entry point: runs the app and turns library errors into messages and exit codes."""
+    from automl.errors import AutomlError
+
+    try:
+        app()
+    except AutomlError as exc:
+        from automl.cli.common import print_error
+
+        print_error(exc)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        console_err().print("[yellow]interrupted[/]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

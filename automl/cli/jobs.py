@@ -1,0 +1,198 @@
+"""``automl run``, ``automl jobs`` and ``automl leaderboard``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from automl.cli.common import artifacts, console, open_store, print_json, settings
+from automl.cli.render import LEADERBOARD_COLUMNS, emit, fmt, job_summary, key_params, selection_table
+
+app = typer.Typer(help="List and inspect jobs.", no_args_is_help=True)
+
+
+def register(root: typer.Typer) -> None:
+    root.command()(run)
+    root.command()(leaderboard)
+
+
+def _progress_display(budget: float | None, trial_cap: int | None) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    total = budget if budget is not None else float(trial_cap or 1)
+    progress = Progress(
+        TextColumn("[bold]tuning[/]"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console(),
+        transient=False,
+    )
+    task = progress.add_task("starting", total=total)
+
+    def update(p: Any) -> None:
+        trials = p.done + p.failed + p.pruned
+        best = f"best {fmt(p.best_score)} ({p.best_family})" if p.best_score is not None else "no score yet"
+        cap = f"/{trial_cap}" if trial_cap else ""
+        budget_text = f"{p.elapsed:.0f}/{budget:.0f} s, " if budget else ""
+        desc = f"{budget_text}{trials}{cap} trials ({p.failed} failed, {p.pruned} pruned), {best}"
+        progress.update(task, completed=p.elapsed if budget is not None else trials, description=desc)
+
+    return progress, update
+
+
+def run(
+    spec_file: Path = typer.Argument(..., help="Job spec (JSON)."),
+    time_s: float | None = typer.Option(None, "--time", help="Override budget.time_s (seconds)."),
+    trials: int | None = typer.Option(None, "--trials", help="Override budget.trials."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+) -> None:
+    """Run a job in this process on the configured store; end with a summary and the leaderboard."""
+    from automl.pipeline import run_job, submit_job
+    from automl.spec import load_spec_file
+
+    loaded = load_spec_file(spec_file)
+    store = open_store()
+    job = submit_job(store, artifacts(), loaded, time_s=time_s, trials=trials)
+    out = console()
+    if not quiet:
+        out.print(f"job [bold]{job.id}[/] {job.name}: {job.task}, metric {job.metric}, dataset {job.dataset_id}")
+    spec_budget = job.time_budget_s
+    display, update = _progress_display(spec_budget, job.trial_budget)
+    from automl.errors import AutomlError
+
+    try:
+        if quiet:
+            final = run_job(store, artifacts(), job.id, settings().database_url)
+        else:
+            with display:
+                final = run_job(store, artifacts(), job.id, settings().database_url, update)
+    except AutomlError:
+        final = store.get_job(job.id)
+    if not quiet and final.selection:
+        out.print(selection_table(final.selection))
+    if not quiet:
+        _leaderboard_table(store, job.id, top=10, family=None, output="table")
+    job_summary(final)
+    if final.status != "succeeded":
+        raise typer.Exit(1)
+
+
+def _leaderboard_table(store: Any, job_id: int, top: int | None, family: str | None, output: str) -> None:
+    rows = store.leaderboard(job_id)
+    params = {r.id: r.params for r in store.list_runs(job_id)}
+    for row in rows:
+        row["params"] = params.get(row["run_id"])
+    if family:
+        rows = [r for r in rows if r["family"] == family]
+    if top:
+        rows = rows[:top]
+    if output != "table":
+        emit(rows, [*LEADERBOARD_COLUMNS, "params"], output)
+        return
+    shown = [
+        {
+            "rank": r["rank"],
+            "run": r["run_id"],
+            "family": r["family"] if r["kind"] == "trial" else f"[{r['kind']}]",
+            "status": r["status"],
+            "cv": f"{fmt(r['cv_score'])} ± {fmt(r['cv_std'], 3)}" if r["cv_score"] is not None else None,
+            "holdout": r["holdout_score"],
+            "fit s": None if r["fit_seconds"] is None else f"{r['fit_seconds']:.2f}",
+            "key params": key_params(r["params"], limit=3) if r["kind"] == "trial" else "",
+        }
+        for r in rows
+    ]
+    metric = rows[0]["metric"] if rows else ""
+    emit(shown, list(shown[0]) if shown else ["rank"], "table", title=f"leaderboard of job {job_id} ({metric})")
+
+
+def leaderboard(
+    job_id: int | None = typer.Argument(None, help="Job id (trials ranked)."),
+    model: str | None = typer.Option(None, "--model", help="A model name (its versions)."),
+    top: int | None = typer.Option(None, "--top", help="Show the best N rows."),
+    family: str | None = typer.Option(None, "--family", help="Only this model family."),
+    output: str = typer.Option("table", "--format", help="table, json or csv."),
+) -> None:
+    """Ranked trials of a job, or the versions of a model (from the SQL views)."""
+    from automl.errors import InputError
+
+    if output not in ("table", "json", "csv"):
+        raise InputError(f"unknown format '{output}'", hint="use --format table, json or csv")
+    if (job_id is None) == (model is None):
+        raise InputError("give a JOB_ID or --model NAME (one of them)", hint="automl leaderboard 3")
+    store = open_store()
+    if job_id is not None:
+        store.get_job(job_id)
+        _leaderboard_table(store, job_id, top, family, output)
+        return
+    rows = store.version_summaries(str(model))
+    if not rows:
+        from automl.errors import NotFound
+
+        raise NotFound(f"no versions of model '{model}'", hint="list models' jobs with `automl jobs list`")
+    columns = ["version_id", "version", "job_id", "metric", "cv_score", "holdout_score", "winner_kind",
+               "winner_family", "dataset_name", "trials", "created_at"]  # fmt: skip
+    emit(rows[:top] if top else rows, columns, output, title=f"versions of {model}")
+
+
+@app.command("list")
+def list_(
+    status: str | None = typer.Option(None, help="queued, running, succeeded, failed or cancelled."),
+    limit: int = typer.Option(50, help="Most recent N jobs."),
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """List jobs, newest first."""
+    jobs = open_store().list_jobs(status=status, limit=limit)
+    rows = []
+    for j in jobs:
+        summary = j.summary or {}
+        rows.append(
+            {
+                "id": j.id,
+                "name": j.name,
+                "status": j.status,
+                "task": j.task,
+                "metric": j.metric,
+                "holdout": summary.get("holdout_score"),
+                "version": (summary.get("version") or {}).get("version"),
+                "created": j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                "error": j.error_code,
+            }
+        )
+    if json_out:
+        print_json(rows)
+        return
+    emit(rows, ["id", "name", "status", "task", "metric", "holdout", "version", "created", "error"], "table")
+
+
+@app.command()
+def show(
+    job_id: int = typer.Argument(..., help="Job id."),
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Show a job: spec, candidate selection and reasons, dropped columns, errors, summary."""
+    from dataclasses import asdict
+
+    from rich.markup import escape
+
+    job = open_store().get_job(job_id)
+    if json_out:
+        print_json(asdict(job))
+        return
+    out = console()
+    out.print(f"[bold]job {job.id}[/] {escape(job.name)} — {job.status}")
+    out.print(
+        f"  task {job.task}, metric {job.metric}, dataset {job.dataset_id}, seed {job.seed}, by {job.submitted_by}"
+    )
+    out.print(f"  spec sha256 {job.spec_hash[:16]}…, created {job.created_at:%Y-%m-%d %H:%M:%S}")
+    if job.selection:
+        out.print(selection_table(job.selection))
+    dropped = (job.profile or {}).get("dropped") or {}
+    for column, reason in dropped.items():
+        out.print(f"  dropped column [bold]{escape(column)}[/]: {escape(reason)}")
+    for warning in (job.profile or {}).get("warnings", []):
+        out.print(f"  [yellow]warning:[/] {escape(warning)}")
+    job_summary(job)

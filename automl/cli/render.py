@@ -1,0 +1,103 @@
+"""Tables and summaries shared by ``run``, ``jobs`` and ``leaderboard``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from automl.cli.common import console
+
+LEADERBOARD_COLUMNS = (
+    "rank", "run_id", "kind", "trial_number", "family", "status", "cv_score", "cv_std",
+    "holdout_score", "fit_seconds", "worker", "error_code",
+)  # fmt: skip
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def key_params(params: dict[str, Any] | None, limit: int = 4) -> str:
+    if not params:
+        return ""
+    items = [f"{k}={fmt(v, 3)}" for k, v in list(params.items())[:limit]]
+    return ", ".join(items) + (" …" if len(params) > limit else "")
+
+
+def emit(rows: list[dict[str, Any]], columns: tuple[str, ...] | list[str], output: str, title: str = "") -> None:
+    """Print rows as a Rich table, JSON or CSV."""
+    if output == "json":
+        print(json.dumps([{c: r.get(c) for c in columns} for r in rows], indent=2, default=str))
+        return
+    if output == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        print(buffer.getvalue(), end="")
+        return
+    table = Table(*columns, title=title or None, header_style="bold")
+    for r in rows:
+        table.add_row(*(escape(fmt(r.get(c))) for c in columns))
+    console().print(table)
+
+
+def selection_table(selection: list[dict[str, Any]]) -> Table:
+    table = Table("family", "selected", "reason", header_style="bold", box=None)
+    for choice in selection:
+        mark = "[green]yes[/]" if choice["selected"] else "[dim]no[/]"
+        table.add_row(choice["family"], mark, escape(choice["reason"]))
+    return table
+
+
+def job_summary(job: Any) -> None:
+    """The end-of-run summary: best model, ensemble, holdout metrics, version, time used."""
+    out = console()
+    s = job.summary or {}
+    colour = {"succeeded": "green", "failed": "red", "cancelled": "yellow"}.get(job.status, "white")
+    out.print(f"[bold]job {job.id}[/] {escape(job.name)}: [{colour}]{job.status}[/]")
+    if job.error_code:
+        out.print(f"  [red]{job.error_code}[/]: {escape(job.error_message or '')}")
+    best = s.get("best")
+    if best:
+        out.print(
+            f"  best single model: [bold]{best['family']}[/] (trial {best['trial']}), "
+            f"CV {job.metric} {fmt(best['cv_score'])} ± {fmt(best['cv_std'])}"
+        )
+        out.print(f"    params: {escape(key_params(best['params'], limit=12))}")
+    ens = s.get("ensemble")
+    if ens:
+        members = ", ".join(f"{m['family']}#{m['trial']}×{m['weight']:.2f}" for m in ens.get("members") or [])
+        used = "used" if ens.get("used") else "not used (not better than the best single model)"
+        out.print(f"  ensemble: CV {fmt(ens.get('cv_score'))}, {used}; members {escape(members)}")
+    holdout = s.get("holdout")
+    if holdout:
+        scalars = {k: v for k, v in holdout.items() if isinstance(v, int | float)}
+        out.print("  holdout: " + ", ".join(f"{k} {fmt(v)}" for k, v in scalars.items()))
+        if "confusion_matrix" in holdout:
+            out.print(f"  confusion matrix (rows = true {s.get('classes')}): {holdout['confusion_matrix']}")
+    version = s.get("version")
+    if version:
+        out.print(
+            f"  registered [bold]{escape(version['model_name'])}[/] version {version['version']} "
+            f"(version id {version['id']})"
+        )
+    trials = s.get("trials")
+    if trials:
+        out.print("  trials: " + ", ".join(f"{n} {k}" for k, n in trials.items()))
+    timing = s.get("timing")
+    if timing:
+        budget = f" of {timing['budget_s']:.0f} s budget" if timing.get("budget_s") else ""
+        out.print(
+            f"  time: {timing['elapsed_s']:.1f} s{budget} (tuning {timing['tuning_s']:.1f} s, "
+            f"final refit {timing['finalize_s']:.1f} s)"
+        )

@@ -1,0 +1,79 @@
+"""Typed settings: the only module that reads environment variables.
+
+Settings are read once, at the edge (the CLI, a worker, the API), and passed down. Defaults keep
+everything under ``./.automl/`` in the working directory, the way MLflow keeps ``./mlruns``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "AUTOML_"
+DEFAULT_HOME = ".automl"
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{(Path.cwd() / DEFAULT_HOME / 'automl.db').as_posix()}"
+
+
+def _default_artifact_root() -> Path:
+    return Path.cwd() / DEFAULT_HOME / "artifacts"
+
+
+class Settings(BaseSettings):
+    """Process-wide settings. Each field is read from ``AUTOML_<FIELD>`` when set."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        default_factory=_default_database_url,
+        description="SQLAlchemy URL of the metadata store (SQLite file or PostgreSQL).",
+    )
+    artifact_root: Path = Field(
+        default_factory=_default_artifact_root,
+        description="Folder where models, datasets and predictions are stored by content.",
+    )
+    broker_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Celery broker URL used by `automl submit` and `automl worker`.",
+    )
+
+
+@dataclass(frozen=True)
+class SettingSource:
+    """One setting in force and where its value came from."""
+
+    name: str
+    env_var: str
+    value: str
+    source: str  # "environment" or "default"
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment (call once at the edge and pass the result down)."""
+    return Settings()
+
+
+def describe(settings: Settings) -> list[SettingSource]:
+    """Each setting with the environment variable behind it and whether it was set or defaulted."""
+    rows = []
+    for name in Settings.model_fields:
+        env_var = f"{ENV_PREFIX}{name.upper()}"
+        source = "environment" if env_var in os.environ else "default"
+        rows.append(SettingSource(name, env_var, str(getattr(settings, name)), source))
+    return rows
+
+
+def redact_url(url: str) -> str:
+    """Hide a password in a URL before printing it."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a SQLAlchemy URL (e.g. a broker URL with an odd scheme)
+        return url

@@ -1,0 +1,249 @@
+"""Datasets: load CSV/Parquet with clear errors, fingerprint by content, register, split."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from automl.artifacts import ArtifactStore, sha256_bytes
+from automl.errors import DatasetInvalid, DatasetNotFound, DatasetUnreadable, Problem
+from automl.profile import profile_frame
+from automl.store.base import Store
+from automl.store.records import DatasetRecord, NewDataset
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+@dataclass(frozen=True)
+class LoadedTable:
+    path: Path
+    format: str
+    fingerprint: str
+    size_bytes: int
+    frame: pd.DataFrame
+
+
+def infer_format(path: str | Path) -> str | None:
+    return FORMATS.get(Path(path).suffix.lower())
+
+
+def read_bytes(path: Path) -> bytes:
+    if not path.exists():
+        raise DatasetNotFound(f"dataset file {path} does not exist", hint="check the path and its folder")
+    if not path.is_file():
+        raise DatasetUnreadable(f"dataset path {path} is not a file", hint="point at a .csv or .parquet file")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DatasetUnreadable(f"cannot read {path}: {exc.strerror}", hint="check its permissions") from exc
+
+
+def _ragged_line(text: str, width: int) -> tuple[int, int] | None:
+    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if row and len(row) != width:
+            return number, len(row)
+    return None
+
+
+def _check_names(names: list[str], source: str) -> None:
+    for index, name in enumerate(names, start=1):
+        if not str(name).strip():
+            raise DatasetUnreadable(f"{source}: column {index} has no name", hint="give every column a header name")
+    seen: set[str] = set()
+    dups = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+    if dups:
+        raise DatasetUnreadable(
+            f"{source}: duplicate column names {dups}", hint="rename the columns so each name is unique"
+        )
+
+
+def parse_csv(data: bytes, source: str) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if not data.strip():
+        raise DatasetUnreadable(f"{source} is empty", hint="write a header row and data rows to it")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DatasetUnreadable(
+            f"{source}: byte 0x{data[exc.start]:02x} at line {line} (offset {exc.start}) is not valid UTF-8",
+            hint="re-save the file with UTF-8 encoding",
+        ) from exc
+    header = next(csv.reader(io.StringIO(text)), [])
+    _check_names(header, source)
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(text.encode("utf-8")), convert_options=pacsv.ConvertOptions(strings_can_be_null=True)
+        )
+    except pa.ArrowInvalid as exc:
+        ragged = _ragged_line(text, len(header))
+        if ragged:
+            raise DatasetUnreadable(
+                f"{source}: line {ragged[0]} has {ragged[1]} fields but the header has {len(header)}",
+                hint="fix that row (a missing or extra comma, or an unquoted comma inside a value)",
+            ) from exc
+        raise DatasetUnreadable(f"{source} is not a valid CSV file: {exc}", hint="check the file") from exc
+    frame = table.to_pandas()
+    if frame.empty:
+        raise DatasetUnreadable(f"{source} has a header but no data rows", hint="add data rows")
+    return frame
+
+
+def parse_parquet(data: bytes, source: str) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not data:
+        raise DatasetUnreadable(f"{source} is empty", hint="write a Parquet table to it")
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError) as exc:
+        raise DatasetUnreadable(
+            f"{source} is not a valid Parquet file: {exc}", hint="check the file or its `format`"
+        ) from exc
+    _check_names(list(table.schema.names), source)
+    frame = table.to_pandas()
+    if frame.empty:
+        raise DatasetUnreadable(f"{source} has no data rows", hint="add data rows")
+    return frame
+
+
+def parse_table(data: bytes, fmt: str, source: str) -> pd.DataFrame:
+    return parse_csv(data, source) if fmt == "csv" else parse_parquet(data, source)
+
+
+def load_table(path: str | Path, fmt: str | None = None) -> LoadedTable:
+    """Read and parse a dataset file; raises DatasetNotFound / DatasetUnreadable with the fix."""
+    path = Path(path)
+    fmt = fmt or infer_format(path)
+    if fmt is None:
+        raise DatasetUnreadable(
+            f"cannot tell the format of {path.name} from its suffix",
+            hint="use a .csv or .parquet file, or set `format` in the spec",
+        )
+    data = read_bytes(path)
+    frame = parse_table(data, fmt, str(path))
+    return LoadedTable(path, fmt, sha256_bytes(data), len(data), frame)
+
+
+def stored_key(fingerprint: str, fmt: str) -> str:
+    return f"datasets/{fingerprint}.{fmt}"
+
+
+def register_table(
+    store: Store, artifacts: ArtifactStore, table: LoadedTable, name: str | None = None
+) -> tuple[DatasetRecord, bool]:
+    """Copy the file into the artifact store by content and record it; same content → same record."""
+    existing = store.find_dataset(table.fingerprint)
+    if existing is not None:
+        return existing, False
+    key = stored_key(table.fingerprint, table.format)
+    if not artifacts.exists(key):
+        artifacts.put_bytes(key, table.path.read_bytes())
+    profile = profile_frame(table.frame)
+    return store.add_dataset(
+        NewDataset(
+            name=name or table.path.stem,
+            fingerprint=table.fingerprint,
+            format=table.format,
+            source_path=str(table.path.resolve()),
+            stored_uri=key,
+            size_bytes=table.size_bytes,
+            n_rows=len(table.frame),
+            n_columns=len(table.frame.columns),
+            profile=profile.to_dict(),
+        )
+    )
+
+
+def register_dataset(
+    store: Store, artifacts: ArtifactStore, path: str | Path, name: str | None = None, fmt: str | None = None
+) -> tuple[DatasetRecord, bool]:
+    return register_table(store, artifacts, load_table(path, fmt), name)
+
+
+def load_registered(dataset: DatasetRecord, artifacts: ArtifactStore) -> pd.DataFrame:
+    """The stored copy of a registered dataset, checked against its fingerprint."""
+    data = artifacts.get_bytes(dataset.stored_uri, dataset.fingerprint)
+    return parse_table(data, dataset.format, f"dataset {dataset.id} ({dataset.name})")
+
+
+def target_problems(
+    frame: pd.DataFrame, target: str, task: str, drop: list[str], id_column: str | None
+) -> list[Problem]:
+    """Problems of a spec's columns against the table: missing columns, an unusable target."""
+    import difflib
+
+    columns = [str(c) for c in frame.columns]
+    problems = []
+
+    def missing(path: str, name: str) -> Problem:
+        close = difflib.get_close_matches(name, columns, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; columns are {columns[:20]}"
+        return Problem("DATASET_INVALID", path, "column_missing", f"no column '{name}' in the dataset{hint}", name)
+
+    for index, name in enumerate(drop):
+        if name not in columns:
+            problems.append(missing(f"dataset.drop[{index}]", name))
+    if id_column is not None and id_column not in columns:
+        problems.append(missing("dataset.id_column", id_column))
+    if target not in columns:
+        problems.append(missing("dataset.target", target))
+        return problems
+    y = frame[target]
+    present = y.dropna()
+    if present.empty:
+        problems.append(
+            Problem(
+                "DATASET_INVALID",
+                "dataset.target",
+                "target_empty",
+                f"target '{target}' is all missing",
+                target,
+            )
+        )
+    elif task != "regression" and present.nunique() < 2:
+        problems.append(
+            Problem(
+                "DATASET_INVALID",
+                "dataset.target",
+                "target_one_class",
+                f"target '{target}' has a single class ({present.iloc[0]!r}); classification needs two or more",
+                target,
+            )
+        )
+    elif task == "regression":
+        if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+            problems.append(
+                Problem(
+                    "DATASET_INVALID",
+                    "task",
+                    "target_not_numeric",
+                    f"regression needs a numeric target; '{target}' holds {y.dtype} values (use task: classification)",
+                    task,
+                )
+            )
+    elif pd.api.types.is_float_dtype(y) and not np.all(np.mod(present.to_numpy(dtype=float), 1) == 0):
+        problems.append(
+            Problem(
+                "DATASET_INVALID",
+                "task",
+                "target_continuous",
+                f"target '{target}' holds non-integer numbers; classification needs classes (use task: regression)",
+                task,
+            )
+        )
+    return problems
+
+
+def check_target(frame: pd.DataFrame, target: str, task: str, drop: list[str], id_column: str | None) -> None:
+    problems = target_problems(frame, target, task, drop, id_column)
+    if problems:
+        raise DatasetInvalid("; ".join(p.message for p in problems), hint="fix the spec's dataset section")

@@ -1,0 +1,116 @@
+"""Run one piece of model work in a forked child process with a hard deadline.
+
+A fit that would run past the budget is stopped, not waited for: the parent polls the child's
+pipe until the deadline and then kills it. The child can talk to the parent while it works
+(``channel.ask(message)``): the tuner uses this to report each fold's score and hear back whether
+the trial is pruned. A child that raises reports the error; a child that dies (out of memory,
+killed) is detected from its exit code. Either way the parent goes on.
+
+The parent never runs OpenMP-threaded model code itself, so forking is safe: every fit and every
+prediction happens in a child.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+
+class ChildTimeout(Exception):
+    """The work did not finish before its deadline and was killed."""
+
+
+class ChildCrashed(Exception):
+    """The child process died without reporting (killed, out of memory, segfault)."""
+
+
+class ChildError(Exception):
+    """The work raised; ``kind`` is the exception class name, ``trace`` its traceback."""
+
+    def __init__(self, kind: str, message: str, trace: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = message
+        self.trace = trace
+
+
+class Channel:
+    """The child's end of the pipe."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def ask(self, message: Any) -> Any:
+        """Send ``message`` to the parent and wait for its reply."""
+        self._conn.send(("ask", message))
+        return self._conn.recv()
+
+
+def _child_main(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    # The parent may hold database connections: they were inherited, never touch them here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        result = fn(Channel(conn), *args)
+        conn.send(("result", result))
+    except BaseException as exc:  # report everything, including MemoryError
+        conn.send(("error", (type(exc).__name__, str(exc)[:2000], traceback.format_exc()[-8000:])))
+    finally:
+        conn.close()
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+def run_in_child(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    deadline: float,
+    on_message: Callable[[Any], Any] | None = None,
+) -> Any:
+    """Run ``fn(channel, *args)`` in a forked child; return its result or raise.
+
+    ``deadline`` is a ``time.monotonic()`` instant. Raises ChildTimeout, ChildCrashed or ChildError.
+    """
+    ctx = mp.get_context("fork")
+    parent_conn, child_conn = ctx.Pipe(duplex=True)
+    proc = ctx.Process(target=_child_main, args=(child_conn, fn, args), daemon=False)
+    proc.start()
+    child_conn.close()
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ChildTimeout(f"stopped at its deadline after running past the budget (pid {proc.pid})")
+            if not parent_conn.poll(min(remaining, 5.0)):
+                continue
+            try:
+                kind, payload = parent_conn.recv()
+            except (EOFError, OSError):
+                proc.join(5)
+                code = proc.exitcode
+                if code is not None and code < 0:
+                    hint = " (out of memory?)" if -code == signal.SIGKILL else ""
+                    raise ChildCrashed(f"the fit process was killed by {_signal_name(code)}{hint}") from None
+                raise ChildCrashed(f"the fit process exited with code {code} without a result") from None
+            if kind == "ask":
+                parent_conn.send(on_message(payload) if on_message else None)
+            elif kind == "result":
+                return payload
+            else:
+                raise ChildError(*payload)
+    finally:
+        if proc.is_alive():
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.join(10)
+        parent_conn.close()
+        proc.close()

@@ -1,0 +1,139 @@
+"""The store contract: what every metadata backend provides.
+
+One contract, one test suite (``tests/store/test_contract.py``) run against every backend. The
+URL picks the backend (:func:`automl.store.open_store`). Methods return frozen records from
+:mod:`automl.store.records`, never ORM rows, and raise only :mod:`automl.errors` types:
+``NotFound`` for a missing id, ``StoreConflict`` when a uniqueness rule refuses a write,
+``StoreUnavailable`` when the database cannot be reached, ``StoreSchemaStale`` when the schema
+is older than the code.
+
+Rules the backends enforce (in the database, not in Python):
+
+* a dataset is stored once per content fingerprint;
+* at most one model version per job, and version numbers are unique per model name;
+* trial runs are unique per (job, trial number), so a redelivered trial cannot be counted twice;
+* job and run statuses are drawn from fixed sets.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from automl.store.records import (
+    DatasetRecord,
+    JobRecord,
+    MetricRecord,
+    ModelVersionRecord,
+    NewDataset,
+    NewJob,
+    NewMetric,
+    NewModelVersion,
+    RunRecord,
+    RunResult,
+)
+
+
+class Store(ABC):
+    """Metadata store contract."""
+
+    url: str
+
+    # -- datasets -------------------------------------------------------------------------------
+    @abstractmethod
+    def add_dataset(self, new: NewDataset) -> tuple[DatasetRecord, bool]:
+        """Register a dataset; returns ``(record, created)``. Same fingerprint → the existing one."""
+
+    @abstractmethod
+    def get_dataset(self, dataset_id: int) -> DatasetRecord: ...
+
+    @abstractmethod
+    def find_dataset(self, fingerprint: str) -> DatasetRecord | None: ...
+
+    @abstractmethod
+    def list_datasets(self) -> list[DatasetRecord]: ...
+
+    # -- jobs -----------------------------------------------------------------------------------
+    @abstractmethod
+    def create_job(self, new: NewJob) -> JobRecord: ...
+
+    @abstractmethod
+    def get_job(self, job_id: int) -> JobRecord: ...
+
+    @abstractmethod
+    def list_jobs(self, status: str | None = None, limit: int = 50) -> list[JobRecord]: ...
+
+    @abstractmethod
+    def claim_job(self, job_id: int) -> bool:
+        """Move a ``queued`` job to ``running``; False if another caller already did."""
+
+    @abstractmethod
+    def update_job(self, job_id: int, **fields: Any) -> JobRecord:
+        """Set descriptive fields: study_name, selection, profile, summary, environment."""
+
+    @abstractmethod
+    def finish_job(
+        self, job_id: int, status: str, error_code: str | None = None, error_message: str | None = None
+    ) -> JobRecord: ...
+
+    # -- runs -----------------------------------------------------------------------------------
+    @abstractmethod
+    def start_run(
+        self,
+        job_id: int,
+        kind: str,
+        family: str,
+        params: dict[str, Any],
+        trial_number: int | None = None,
+        worker: str | None = None,
+    ) -> RunRecord: ...
+
+    @abstractmethod
+    def finish_run(self, run_id: int, result: RunResult) -> RunRecord: ...
+
+    @abstractmethod
+    def set_run_holdout(self, run_id: int, holdout_score: float) -> None: ...
+
+    @abstractmethod
+    def get_run(self, run_id: int) -> RunRecord: ...
+
+    @abstractmethod
+    def list_runs(self, job_id: int) -> list[RunRecord]: ...
+
+    # -- metrics --------------------------------------------------------------------------------
+    @abstractmethod
+    def add_metrics(self, metrics: Sequence[NewMetric]) -> None: ...
+
+    @abstractmethod
+    def list_metrics(self, *, run_id: int | None = None, model_version_id: int | None = None) -> list[MetricRecord]: ...
+
+    # -- model versions -------------------------------------------------------------------------
+    @abstractmethod
+    def create_model_version(self, new: NewModelVersion) -> ModelVersionRecord:
+        """Register the next version number of ``new.model_name``; one per job (StoreConflict)."""
+
+    @abstractmethod
+    def get_model_version(self, version_id: int) -> ModelVersionRecord: ...
+
+    @abstractmethod
+    def find_model_version(self, model_name: str, version: int) -> ModelVersionRecord: ...
+
+    @abstractmethod
+    def list_model_versions(self, model_name: str | None = None) -> list[ModelVersionRecord]: ...
+
+    @abstractmethod
+    def version_for_job(self, job_id: int) -> ModelVersionRecord | None: ...
+
+    # -- views ----------------------------------------------------------------------------------
+    @abstractmethod
+    def leaderboard(self, job_id: int) -> list[dict[str, Any]]:
+        """Rows of the ``leaderboard`` SQL view for one job, best rank first."""
+
+    @abstractmethod
+    def version_summaries(self, model_name: str) -> list[dict[str, Any]]:
+        """Rows of the ``model_version_summary`` SQL view for one model, newest first."""
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    @abstractmethod
+    def close(self) -> None: ...

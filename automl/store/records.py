@@ -1,0 +1,136 @@
+"""Immutable records the store returns (ORM rows never leave the store)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewDataset:
+    name: str
+    fingerprint: str
+    format: str
+    source_path: str
+    stored_uri: str
+    size_bytes: int
+    n_rows: int
+    n_columns: int
+    profile: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetRecord(NewDataset):
+    id: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewJob:
+    name: str
+    spec: dict[str, Any]
+    spec_hash: str
+    dataset_id: int
+    task: str
+    metric: str
+    greater_is_better: bool
+    model_name: str
+    seed: int
+    submitted_by: str
+    time_budget_s: float | None
+    trial_budget: int | None
+    status: str = "queued"
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRecord(NewJob):
+    id: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    study_name: str | None
+    selection: list[Any] | None
+    profile: dict[str, Any] | None
+    summary: dict[str, Any] | None
+    environment: dict[str, Any] | None
+    error_code: str | None
+    error_message: str | None
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRecord:
+    id: int
+    job_id: int
+    kind: str
+    trial_number: int | None
+    family: str
+    params: dict[str, Any]
+    status: str
+    cv_score: float | None
+    cv_std: float | None
+    fold_scores: list[float] | None
+    holdout_score: float | None
+    fit_seconds: float | None
+    members: list[Any] | None
+    oof_uri: str | None
+    error_code: str | None
+    error_message: str | None
+    worker: str | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResult:
+    """What a finished run reports back to the store."""
+
+    status: str
+    cv_score: float | None = None
+    cv_std: float | None = None
+    fold_scores: list[float] | None = None
+    fit_seconds: float | None = None
+    oof_uri: str | None = None
+    members: list[Any] | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewMetric:
+    name: str
+    value: float
+    split: str
+    run_id: int | None = None
+    model_version_id: int | None = None
+    step: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricRecord(NewMetric):
+    id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewModelVersion:
+    model_name: str
+    job_id: int
+    run_id: int | None
+    task: str
+    metric: str
+    cv_score: float | None
+    holdout_score: float | None
+    artifact_uri: str
+    artifact_sha256: str
+    input_schema: list[Any] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelVersionRecord(NewModelVersion):
+    id: int
+    version: int
+    created_at: datetime

@@ -1,0 +1,358 @@
+"""The SQLAlchemy store: SQLite (embedded default) and PostgreSQL (the fleet), same code."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event, func, select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from automl.errors import NotFound, StoreConflict, StoreError, StoreUnavailable
+from automl.store import records as rec
+from automl.store.base import Store
+from automl.store.schema import ensure_schema
+from automl.store.tables import (
+    JOB_STATUSES,
+    DatasetRow,
+    JobRow,
+    MetricRow,
+    ModelVersionRow,
+    RunRow,
+)
+
+R = TypeVar("R")
+
+_JOB_FIELDS = {"study_name", "selection", "profile", "summary", "environment"}
+
+
+def normalize_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs given without a driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with pre-ping (survives server restarts) and SQLite made safe for concurrency."""
+    url = normalize_url(url)
+    if is_sqlite(url):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30}, pool_pre_ping=True)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_recycle=1800)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    # PostgreSQL answers in the session's TimeZone; records are always in UTC.
+    return value.astimezone(UTC) if value is not None else None
+
+
+def _record(cls: type[R], row: Any) -> R:
+    values = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        value = getattr(row, f.name)
+        values[f.name] = _utc(value) if isinstance(value, datetime) else value
+    return cls(**values)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SqlStore(Store):
+    """Metadata store on any SQLAlchemy URL. SQLite files upgrade their schema on first use."""
+
+    def __init__(self, url: str, *, auto_upgrade: bool | None = None) -> None:
+        self.url = normalize_url(url)
+        self.engine = make_engine(self.url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if auto_upgrade is None:
+            auto_upgrade = is_sqlite(self.url)
+        try:
+            ensure_schema(self.engine, self.url, auto_upgrade=auto_upgrade)
+        except (OperationalError, DBAPIError) as exc:
+            self.engine.dispose()
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: Exception) -> StoreUnavailable:
+        shown = make_url(self.url).render_as_string(hide_password=True)
+        detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        return StoreUnavailable(
+            f"cannot reach the metadata store at {shown}: {detail}",
+            hint="check that the database server is running and AUTOML_DATABASE_URL is right",
+        )
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        """One unit of work: commits on success, rolls back on error, maps driver errors."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except IntegrityError as exc:
+            session.rollback()
+            detail = str(exc.orig).strip().splitlines()[0]
+            raise StoreConflict(f"the store refused a write: {detail}") from exc
+        except (OperationalError, DBAPIError) as exc:
+            session.rollback()
+            if getattr(exc, "connection_invalidated", False) or isinstance(exc, OperationalError):
+                raise self._unavailable(exc) from exc
+            raise StoreError(f"database error: {str(exc.orig).strip().splitlines()[0]}") from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def _get(self, session: Session, row_type: type[Any], key: Any, what: str) -> Any:
+        row = session.get(row_type, key)
+        if row is None:
+            raise NotFound(f"{what} {key} does not exist", hint=f"list them with `automl {what}s list`")
+        return row
+
+    # -- datasets -------------------------------------------------------------------------------
+    def add_dataset(self, new: rec.NewDataset) -> tuple[rec.DatasetRecord, bool]:
+        existing = self.find_dataset(new.fingerprint)
+        if existing is not None:
+            return existing, False
+        try:
+            with self._session() as s:
+                row = DatasetRow(**dataclasses.asdict(new), created_at=now())
+                s.add(row)
+                s.flush()
+                return _record(rec.DatasetRecord, row), True
+        except StoreConflict:
+            # Registered concurrently by someone else: the content is the same, return theirs.
+            found = self.find_dataset(new.fingerprint)
+            if found is None:
+                raise
+            return found, False
+
+    def get_dataset(self, dataset_id: int) -> rec.DatasetRecord:
+        with self._session() as s:
+            return _record(rec.DatasetRecord, self._get(s, DatasetRow, dataset_id, "dataset"))
+
+    def find_dataset(self, fingerprint: str) -> rec.DatasetRecord | None:
+        with self._session() as s:
+            row = s.scalars(select(DatasetRow).where(DatasetRow.fingerprint == fingerprint)).first()
+            return None if row is None else _record(rec.DatasetRecord, row)
+
+    def list_datasets(self) -> list[rec.DatasetRecord]:
+        with self._session() as s:
+            rows = s.scalars(select(DatasetRow).order_by(DatasetRow.id)).all()
+            return [_record(rec.DatasetRecord, r) for r in rows]
+
+    # -- jobs -----------------------------------------------------------------------------------
+    def create_job(self, new: rec.NewJob) -> rec.JobRecord:
+        if new.status not in JOB_STATUSES:
+            raise ValueError(f"job status must be one of {JOB_STATUSES}, got {new.status!r}")
+        with self._session() as s:
+            row = JobRow(**dataclasses.asdict(new), created_at=now())
+            s.add(row)
+            s.flush()
+            return _record(rec.JobRecord, row)
+
+    def get_job(self, job_id: int) -> rec.JobRecord:
+        with self._session() as s:
+            return _record(rec.JobRecord, self._get(s, JobRow, job_id, "job"))
+
+    def list_jobs(self, status: str | None = None, limit: int = 50) -> list[rec.JobRecord]:
+        with self._session() as s:
+            query = select(JobRow).order_by(JobRow.id.desc()).limit(limit)
+            if status:
+                query = query.where(JobRow.status == status)
+            return [_record(rec.JobRecord, r) for r in s.scalars(query).all()]
+
+    def claim_job(self, job_id: int) -> bool:
+        with self._session() as s:
+            result = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status == "queued")
+                .values(status="running", started_at=now())
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def update_job(self, job_id: int, **fields: Any) -> rec.JobRecord:
+        unknown = set(fields) - _JOB_FIELDS
+        if unknown:
+            raise ValueError(f"update_job cannot set {sorted(unknown)}; allowed: {sorted(_JOB_FIELDS)}")
+        with self._session() as s:
+            row = self._get(s, JobRow, job_id, "job")
+            for key, value in fields.items():
+                setattr(row, key, value)
+            s.flush()
+            return _record(rec.JobRecord, row)
+
+    def finish_job(
+        self, job_id: int, status: str, error_code: str | None = None, error_message: str | None = None
+    ) -> rec.JobRecord:
+        if status not in ("succeeded", "failed", "cancelled"):
+            raise ValueError(f"a finished job is succeeded, failed or cancelled, not {status!r}")
+        with self._session() as s:
+            row = self._get(s, JobRow, job_id, "job")
+            row.status = status
+            row.error_code = error_code
+            row.error_message = error_message
+            row.finished_at = now()
+            s.flush()
+            return _record(rec.JobRecord, row)
+
+    # -- runs -----------------------------------------------------------------------------------
+    def start_run(
+        self,
+        job_id: int,
+        kind: str,
+        family: str,
+        params: dict[str, Any],
+        trial_number: int | None = None,
+        worker: str | None = None,
+    ) -> rec.RunRecord:
+        with self._session() as s:
+            row = RunRow(
+                job_id=job_id,
+                kind=kind,
+                family=family,
+                params=params,
+                trial_number=trial_number,
+                worker=worker,
+                status="running",
+                started_at=now(),
+            )
+            s.add(row)
+            s.flush()
+            return _record(rec.RunRecord, row)
+
+    def finish_run(self, run_id: int, result: rec.RunResult) -> rec.RunRecord:
+        with self._session() as s:
+            row = self._get(s, RunRow, run_id, "run")
+            for key, value in dataclasses.asdict(result).items():
+                setattr(row, key, value)
+            row.finished_at = now()
+            s.flush()
+            return _record(rec.RunRecord, row)
+
+    def set_run_holdout(self, run_id: int, holdout_score: float) -> None:
+        with self._session() as s:
+            self._get(s, RunRow, run_id, "run").holdout_score = holdout_score
+
+    def get_run(self, run_id: int) -> rec.RunRecord:
+        with self._session() as s:
+            return _record(rec.RunRecord, self._get(s, RunRow, run_id, "run"))
+
+    def list_runs(self, job_id: int) -> list[rec.RunRecord]:
+        with self._session() as s:
+            rows = s.scalars(select(RunRow).where(RunRow.job_id == job_id).order_by(RunRow.id)).all()
+            return [_record(rec.RunRecord, r) for r in rows]
+
+    # -- metrics --------------------------------------------------------------------------------
+    def add_metrics(self, metrics: Sequence[rec.NewMetric]) -> None:
+        with self._session() as s:
+            s.add_all(MetricRow(**dataclasses.asdict(m)) for m in metrics)
+
+    def list_metrics(self, *, run_id: int | None = None, model_version_id: int | None = None) -> list[rec.MetricRecord]:
+        with self._session() as s:
+            query = select(MetricRow).order_by(MetricRow.id)
+            if run_id is not None:
+                query = query.where(MetricRow.run_id == run_id)
+            if model_version_id is not None:
+                query = query.where(MetricRow.model_version_id == model_version_id)
+            return [_record(rec.MetricRecord, r) for r in s.scalars(query).all()]
+
+    # -- model versions -------------------------------------------------------------------------
+    def create_model_version(self, new: rec.NewModelVersion) -> rec.ModelVersionRecord:
+        for _attempt in range(10):
+            existing = self.version_for_job(new.job_id)
+            if existing is not None:
+                raise StoreConflict(
+                    f"job {new.job_id} already registered version {existing.version} of "
+                    f"'{existing.model_name}' (id {existing.id}); a job registers exactly one version"
+                )
+            try:
+                with self._session() as s:
+                    latest = s.scalar(
+                        select(func.max(ModelVersionRow.version)).where(ModelVersionRow.model_name == new.model_name)
+                    )
+                    row = ModelVersionRow(**dataclasses.asdict(new), version=(latest or 0) + 1, created_at=now())
+                    s.add(row)
+                    s.flush()
+                    return _record(rec.ModelVersionRecord, row)
+            except StoreConflict:
+                continue  # another job took this number (or this job raced itself): look again
+        raise StoreConflict(f"could not allocate a version number for '{new.model_name}'")
+
+    def get_model_version(self, version_id: int) -> rec.ModelVersionRecord:
+        with self._session() as s:
+            row = self._get(s, ModelVersionRow, version_id, "model version")
+            return _record(rec.ModelVersionRecord, row)
+
+    def find_model_version(self, model_name: str, version: int) -> rec.ModelVersionRecord:
+        with self._session() as s:
+            row = s.scalars(
+                select(ModelVersionRow).where(
+                    ModelVersionRow.model_name == model_name, ModelVersionRow.version == version
+                )
+            ).first()
+            if row is None:
+                raise NotFound(
+                    f"model '{model_name}' has no version {version}",
+                    hint=f"list its versions with `automl leaderboard --model {model_name}`",
+                )
+            return _record(rec.ModelVersionRecord, row)
+
+    def list_model_versions(self, model_name: str | None = None) -> list[rec.ModelVersionRecord]:
+        with self._session() as s:
+            query = select(ModelVersionRow).order_by(ModelVersionRow.model_name, ModelVersionRow.version)
+            if model_name is not None:
+                query = query.where(ModelVersionRow.model_name == model_name)
+            return [_record(rec.ModelVersionRecord, r) for r in s.scalars(query).all()]
+
+    def version_for_job(self, job_id: int) -> rec.ModelVersionRecord | None:
+        with self._session() as s:
+            row = s.scalars(select(ModelVersionRow).where(ModelVersionRow.job_id == job_id)).first()
+            return None if row is None else _record(rec.ModelVersionRecord, row)
+
+    # -- views ----------------------------------------------------------------------------------
+    def leaderboard(self, job_id: int) -> list[dict[str, Any]]:
+        query = text(
+            "SELECT * FROM leaderboard WHERE job_id = :job "
+            "ORDER BY CASE WHEN rank IS NULL THEN 1 ELSE 0 END, rank, run_id"
+        )
+        with self._session() as s:
+            return [self._plain(row) for row in s.execute(query, {"job": job_id}).mappings()]
+
+    def version_summaries(self, model_name: str) -> list[dict[str, Any]]:
+        query = text("SELECT * FROM model_version_summary WHERE model_name = :name ORDER BY version DESC")
+        with self._session() as s:
+            return [self._plain(row) for row in s.execute(query, {"name": model_name}).mappings()]
+
+    @staticmethod
+    def _plain(row: Any) -> dict[str, Any]:
+        return {k: (_utc(v) if isinstance(v, datetime) else v) for k, v in dict(row).items()}
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,83 @@
+"""Shared fixtures: fresh databases per test on SQLite and on the real PostgreSQL server.
+
+PostgreSQL tests use the server on 127.0.0.1:5432 (database ``test``), each in a schema of its
+own. Outside CI they skip when the server is down; with ``CI=true`` they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_DSN = os.environ.get("AUTOML_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
+PG_URL = os.environ.get("AUTOML_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+DATA = REPO / "jobspecs" / "data"
+
+
+def _pg_available() -> str | None:
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_DSN, connect_timeout=3):
+            return None
+    except Exception as exc:  # any failure to connect
+        return str(exc).strip().splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> None:
+    problem = _pg_available()
+    if problem:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL is required in CI and is unreachable: {problem}")
+        pytest.skip(f"PostgreSQL unreachable: {problem}")
+
+
+@pytest.fixture
+def pg_url(pg_server: None) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh, empty schema (dropped afterwards)."""
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using this runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[object]:
+    from automl.store import open_store
+
+    s = open_store(db_url, auto_upgrade=True)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> object:
+    from automl.artifacts import ArtifactStore
+
+    return ArtifactStore(tmp_path / "artifacts")

@@ -1,0 +1,29 @@
+"""Helpers for tests that run whole jobs: write a spec next to a shipped data set and run it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import DATA
+
+
+def write_spec(tmp_path: Path, data_file: str, **fields: Any) -> Path:
+    """A spec in ``tmp_path`` with a copy of ``jobspecs/data/<data_file>`` beside it."""
+    shutil.copy(DATA / data_file, tmp_path / data_file)
+    spec: dict[str, Any] = {"spec_version": 1, "name": "test-job", "seed": 0, "n_jobs": 1}
+    spec.update(fields)
+    spec["dataset"] = {"path": data_file, **fields.get("dataset", {})}
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def run_spec(store: Any, artifacts: Any, url: str, spec_path: Path) -> Any:
+    from automl.pipeline import run_job, submit_job
+    from automl.spec import load_spec_file
+
+    job = submit_job(store, artifacts, load_spec_file(spec_path))
+    return run_job(store, artifacts, job.id, url)

@@ -1,0 +1,99 @@
+"""`automl run` end to end, as a user runs it: a subprocess on a small real data set per task."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import DATA
+from tests.engine_helpers import write_spec
+
+AUTOML = str(Path(sys.executable).with_name("automl"))
+
+
+def _automl(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "AUTOML_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+        "AUTOML_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+        "COLUMNS": "200",
+    }
+    return subprocess.run([AUTOML, *args], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+
+
+CASES = [
+    # data file, dataset section, task, metric to check, trivial baseline
+    ("titanic.csv", {"target": "survived", "drop": ["alive"]}, "classification", "accuracy"),
+    ("penguins.csv", {"target": "species"}, "classification", "accuracy"),
+    ("diabetes.csv", {"target": "target"}, "regression", "rmse"),
+]
+
+
+def _baseline(data_file: str, target: str, metric: str) -> float:
+    y = pd.read_csv(DATA / data_file)[target].dropna()
+    if metric == "accuracy":
+        return float(y.value_counts(normalize=True).max())  # always the majority class
+    return float(y.std(ddof=0))  # always the mean: RMSE is the standard deviation
+
+
+@pytest.mark.parametrize(("data_file", "dataset", "task", "check"), CASES, ids=["binary", "multiclass", "regression"])
+def test_run_beats_a_trivial_baseline(tmp_path: Path, data_file: str, dataset: dict, task: str, check: str) -> None:
+    spec = write_spec(
+        tmp_path,
+        data_file,
+        dataset=dataset,
+        task=task,
+        budget={"time_s": 60},
+        candidates={"include": ["linear", "random_forest", "hist_gradient_boosting", "xgboost"]},
+        cv={"folds": 3},
+    )
+    result = _automl(tmp_path, "run", str(spec), "--trials", "6")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "registered" in result.stdout and "leaderboard of job 1" in result.stdout
+
+    shown = _automl(tmp_path, "jobs", "show", "1", "--json")
+    job = json.loads(shown.stdout)
+    assert job["status"] == "succeeded"
+    holdout = job["summary"]["holdout"][check]
+    baseline = _baseline(data_file, dataset["target"], check)
+    if check == "accuracy":
+        assert holdout >= baseline + 0.10, (holdout, baseline)
+    else:
+        assert holdout <= 0.85 * baseline, (holdout, baseline)
+
+    board = _automl(tmp_path, "leaderboard", "1", "--format", "json")
+    rows = json.loads(board.stdout)
+    assert rows[0]["rank"] == 1 and len([r for r in rows if r["kind"] == "trial"]) == 6
+    csv_out = _automl(tmp_path, "leaderboard", "1", "--format", "csv", "--top", "3")
+    assert csv_out.stdout.splitlines()[0].startswith("rank,run_id")
+    assert len(csv_out.stdout.strip().splitlines()) == 4
+    versions = _automl(tmp_path, "leaderboard", "--model", "test-job", "--format", "json")
+    assert json.loads(versions.stdout)[0]["version"] == 1
+
+
+def test_run_reports_a_bad_spec_with_exit_2_and_writes_nothing(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, "titanic.csv", dataset={"target": "survivd"}, task="classification")
+    result = _automl(tmp_path, "run", str(spec))
+    assert result.returncode == 2
+    assert "dataset.target" in result.stderr + result.stdout
+    listed = _automl(tmp_path, "jobs", "list", "--json")
+    assert json.loads(listed.stdout) == []
+
+
+def test_help_is_fast_and_loads_no_ml_library() -> None:
+    code = (
+        "import sys, time; t = time.perf_counter(); sys.argv = ['automl', '--help']\n"
+        "from automl.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('tensorflow', 'sklearn', 'xgboost', 'optuna', 'pandas') if m in sys.modules]\n"
+        "print('HEAVY', heavy, time.perf_counter() - t)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    line = [ln for ln in result.stdout.splitlines() if ln.startswith("HEAVY")][0]
+    assert line.startswith("HEAVY []"), line
