@@ -90,7 +90,7 @@ def parse_csv(data: bytes, source: str) -> pd.DataFrame:
                 hint="fix that row (a missing or extra comma, or an unquoted comma inside a value)",
             ) from exc
         raise DatasetUnreadable(f"{source} is not a valid CSV file: {exc}", hint="check the file") from exc
-    frame = table.to_pandas()
+    frame: pd.DataFrame = table.to_pandas()
     if frame.empty:
         raise DatasetUnreadable(f"{source} has a header but no data rows", hint="add data rows")
     return frame
@@ -109,7 +109,7 @@ def parse_parquet(data: bytes, source: str) -> pd.DataFrame:
             f"{source} is not a valid Parquet file: {exc}", hint="check the file or its `format`"
         ) from exc
     _check_names(list(table.schema.names), source)
-    frame = table.to_pandas()
+    frame: pd.DataFrame = table.to_pandas()
     if frame.empty:
         raise DatasetUnreadable(f"{source} has no data rows", hint="add data rows")
     return frame

@@ -36,10 +36,12 @@ class DecodedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def predict_proba(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
-        return aligned_proba(self.estimator_, X, len(self.classes_))
+        proba: np.ndarray = aligned_proba(self.estimator_, X, len(self.classes_))
+        return proba
 
     def predict(self, X: Any) -> np.ndarray:
-        return np.asarray(self.classes_)[np.argmax(self.predict_proba(X), axis=1)]
+        labels: np.ndarray = np.asarray(self.classes_)[np.argmax(self.predict_proba(X), axis=1)]
+        return labels
 
 
 def aligned_proba(estimator: Any, X: Any, n_classes: int) -> np.ndarray:

@@ -109,7 +109,7 @@ def run_in_child(
             else:
                 raise ChildError(*payload)
     finally:
-        if proc.is_alive():
+        if proc.is_alive() and proc.pid is not None:
             os.kill(proc.pid, signal.SIGKILL)
         proc.join(10)
         parent_conn.close()

@@ -100,13 +100,13 @@ class JobSpec(_Strict):
     dataset: DatasetSpec
     task: Literal["classification", "binary", "multiclass", "regression"]
     metric: str | None = Field(None, description="Metric to optimise; the task's default if unset.")
-    budget: BudgetSpec = Field(default_factory=BudgetSpec)  # type: ignore[arg-type]
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
     candidates: Literal["auto"] | CandidatesSpec = "auto"
-    cv: CvSpec = Field(default_factory=CvSpec)  # type: ignore[arg-type]
+    cv: CvSpec = Field(default_factory=CvSpec)
     holdout_fraction: float = Field(0.2, gt=0.0, le=0.5)
-    ensemble: EnsembleSpec = Field(default_factory=EnsembleSpec)  # type: ignore[arg-type]
+    ensemble: EnsembleSpec = Field(default_factory=EnsembleSpec)
     # `register` would shadow ABCMeta.register on the model class, hence the alias.
-    register_: RegisterSpec = Field(default_factory=RegisterSpec, alias="register")  # type: ignore[arg-type]
+    register_: RegisterSpec = Field(default_factory=RegisterSpec, alias="register")
     seed: int = Field(0, ge=0, le=2**31 - 1)
     n_jobs: int = Field(-1, ge=-1, description="Threads per model fit; -1 uses every core.")
 
@@ -122,10 +122,12 @@ class JobSpec(_Strict):
         return self.register_.model_name or self.name
 
     def include(self) -> list[str] | None:
-        return None if self.candidates == "auto" else self.candidates.include  # type: ignore[union-attr]
+        if isinstance(self.candidates, CandidatesSpec) and self.candidates.include is not None:
+            return list(self.candidates.include)
+        return None
 
     def exclude(self) -> list[str]:
-        return [] if self.candidates == "auto" else list(self.candidates.exclude)  # type: ignore[union-attr]
+        return list(self.candidates.exclude) if isinstance(self.candidates, CandidatesSpec) else []
 
 
 @dataclass(frozen=True)

@@ -95,5 +95,5 @@ def test_help_is_fast_and_loads_no_ml_library() -> None:
         "print('HEAVY', heavy, time.perf_counter() - t)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    line = [ln for ln in result.stdout.splitlines() if ln.startswith("HEAVY")][0]
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("HEAVY"))
     assert line.startswith("HEAVY []"), line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -27,7 +28,7 @@ def validate(
     from automl.errors import SpecInvalid
     from automl.spec import load_spec_file
 
-    results = []
+    results: list[dict[str, Any]] = []
     for path in files:
         try:
             loaded = load_spec_file(path, check_data=not no_data)
