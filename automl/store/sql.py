@@ -98,6 +98,9 @@ class SqlStore(Store):
         except (OperationalError, DBAPIError) as exc:
             self.engine.dispose()
             raise self._unavailable(exc) from exc
+        except BaseException:
+            self.engine.dispose()  # a refused (stale) store keeps no connection open
+            raise
 
     def _unavailable(self, exc: Exception) -> StoreUnavailable:
         shown = make_url(self.url).render_as_string(hide_password=True)
@@ -352,7 +355,12 @@ class SqlStore(Store):
 
     @staticmethod
     def _plain(row: Any) -> dict[str, Any]:
-        return {k: (_utc(v) if isinstance(v, datetime) else v) for k, v in dict(row).items()}
+        plain = dict(row)
+        for key, value in plain.items():
+            if key.endswith("_at") and isinstance(value, str):  # SQLite views return timestamps as text
+                value = datetime.fromisoformat(value)
+            plain[key] = _utc(value) if isinstance(value, datetime) else value
+        return plain
 
     def close(self) -> None:
         self.engine.dispose()
