@@ -27,7 +27,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check automl workers tests migrations
 	$(BIN)/ruff format --check automl workers migrations
-	$(BIN)/mypy automl
+	$(BIN)/mypy automl workers
 
 schema: $(STAMP)
 	$(BIN)/automl schema -o jobspecs/jobspec.schema.json

@@ -173,23 +173,41 @@ def start_job(store: Store, artifacts: ArtifactStore, job_id: int) -> JobContext
 # -- step 3: tune ---------------------------------------------------------------------------------
 
 
+def wall_end_of(job: JobRecord) -> float | None:
+    """The job's time wall as a ``time.monotonic()`` instant (its budget counts from its start)."""
+    if job.time_budget_s is None or job.started_at is None:
+        return None
+    from datetime import UTC, datetime, timedelta
+
+    end = job.started_at + timedelta(seconds=job.time_budget_s)
+    return time.monotonic() + (end - datetime.now(UTC)).total_seconds()
+
+
+LEASE_S = 60.0  # a running trial whose worker has not heartbeated for this long is failed
+
+
 def tune_job(
     store: Store,
     artifacts: ArtifactStore,
     ctx: JobContext,
     database_url: str,
-    wall_end: float | None,
     on_progress: Callable[[Any], None] | None = None,
+    *,
+    stop_at: float | None = None,
+    worker: str | None = None,
 ) -> Any:
-    """Run trials into the job's study until the budget is spent."""
-    from automl.tuning import TuneLimits, TuneProgress, enqueue_defaults, open_study, tune
+    """Run trials into the job's one study until its budget is spent (or, for a worker, until
+    ``stop_at``). Safe to call from many processes at once: they share the study and the counters."""
+    from automl.tuning import TuneLimits, TuneProgress, enqueue_defaults, open_study, recover_stale, tune
 
     spec = ctx.spec
-    study = open_study(database_url, ctx.job.id, spec.seed, ctx.data.metric)
-    enqueue_defaults(study, ctx.families, ctx.job.task)
-    limits = TuneLimits(wall_end, spec.budget.trials, spec.budget.trial_time_s, spec.ensemble.max_size)
+    job = store.get_job(ctx.job.id)
+    study = open_study(database_url, job.id, spec.seed, ctx.data.metric)
+    enqueue_defaults(study, ctx.families, job.task)
+    recover_stale(study, store, job.id, LEASE_S)
+    limits = TuneLimits(wall_end_of(job), spec.budget.trials, spec.budget.trial_time_s, spec.ensemble.max_size)
     progress = TuneProgress(time.monotonic(), spec.budget.time_s, spec.budget.trials)
-    return tune(study, ctx.data, ctx.families, store, artifacts, ctx.job.id, limits, progress, on_progress)
+    return tune(study, ctx.data, ctx.families, store, artifacts, job.id, limits, progress, on_progress, worker, stop_at)
 
 
 # -- step 4: finalize -----------------------------------------------------------------------------
@@ -212,8 +230,11 @@ def finalize_job(store: Store, artifacts: ArtifactStore, ctx: JobContext, wall_e
     from automl.sandbox import ChildCrashed, ChildError, ChildTimeout, run_in_child
     from automl.training import refit
 
-    data, spec, job = ctx.data, ctx.spec, ctx.job
+    data, spec, job = ctx.data, ctx.spec, store.get_job(ctx.job.id)
     metric = data.metric
+    existing = store.version_for_job(job.id)
+    if existing is not None:  # a finalizer that died after registering: the version stands
+        return job
     ranked = _ranked(store.list_runs(job.id), metric.greater_is_better)
     if not ranked:
         raise NoSuccessfulTrial(
@@ -358,11 +379,14 @@ def run_job(
     try:
         ctx = start_job(store, artifacts, job_id)
         budget = ctx.spec.budget.time_s
-        wall_end = started + budget if budget is not None else None
         tune_started = time.monotonic()
-        progress = tune_job(store, artifacts, ctx, database_url, wall_end, on_progress)
+        progress = tune_job(store, artifacts, ctx, database_url, on_progress)
         tuned = time.monotonic()
-        job = finalize_job(store, artifacts, ctx, wall_end)
+        if store.get_job(job_id).cancel_requested:
+            return store.finish_job(job_id, "cancelled", "CANCELLED", "cancelled while running")
+        if not store.claim_finalize(job_id):
+            return store.get_job(job_id)  # another process is finalizing it
+        job = finalize_job(store, artifacts, ctx, wall_end_of(store.get_job(job_id)))
         ended = time.monotonic()
         timing = {
             "elapsed_s": round(ended - started, 3),

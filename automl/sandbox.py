@@ -12,6 +12,7 @@ prediction happens in a child.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import signal
@@ -20,6 +21,8 @@ import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
+
+TICK_S = 5.0  # how often a waiting parent calls on_tick (the run's heartbeat)
 
 
 class ChildTimeout(Exception):
@@ -71,37 +74,64 @@ def _signal_name(code: int) -> str:
         return f"signal {-code}"
 
 
+def _wait(pid: int, timeout: float) -> int | None:
+    """The child's exit code (negative: killed by that signal), or None if still running."""
+    end = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() >= end:
+            return None
+        time.sleep(0.01)
+
+
 def run_in_child(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     deadline: float,
     on_message: Callable[[Any], Any] | None = None,
+    on_tick: Callable[[], None] | None = None,
 ) -> Any:
     """Run ``fn(channel, *args)`` in a forked child; return its result or raise.
 
-    ``deadline`` is a ``time.monotonic()`` instant. Raises ChildTimeout, ChildCrashed or ChildError.
+    ``deadline`` is a ``time.monotonic()`` instant; ``on_tick`` is called every few seconds while the
+    child works (to heartbeat). Raises ChildTimeout, ChildCrashed or ChildError.
+
+    The fork is a plain ``os.fork`` rather than ``multiprocessing.Process``: a Celery prefork
+    worker's processes are daemonic, and multiprocessing refuses children to those.
     """
-    ctx = mp.get_context("fork")
-    parent_conn, child_conn = ctx.Pipe(duplex=True)
-    proc = ctx.Process(target=_child_main, args=(child_conn, fn, args), daemon=False)
-    proc.start()
+    parent_conn, child_conn = mp.Pipe(duplex=True)
+    pid = os.fork()
+    if pid == 0:  # the child: never return into the caller's stack
+        code = 0
+        try:
+            parent_conn.close()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            _child_main(child_conn, fn, args)
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
     child_conn.close()
+    exitcode: int | None = None
     try:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise ChildTimeout(f"stopped at its deadline after running past the budget (pid {proc.pid})")
-            if not parent_conn.poll(min(remaining, 5.0)):
+                raise ChildTimeout(f"stopped at its deadline after running past the budget (pid {pid})")
+            if not parent_conn.poll(min(remaining, TICK_S)):
+                if on_tick is not None:
+                    on_tick()
                 continue
             try:
                 kind, payload = parent_conn.recv()
             except (EOFError, OSError):
-                proc.join(5)
-                code = proc.exitcode
-                if code is not None and code < 0:
-                    hint = " (out of memory?)" if -code == signal.SIGKILL else ""
-                    raise ChildCrashed(f"the fit process was killed by {_signal_name(code)}{hint}") from None
-                raise ChildCrashed(f"the fit process exited with code {code} without a result") from None
+                exitcode = _wait(pid, 5.0)
+                if exitcode is not None and exitcode < 0:
+                    hint = " (out of memory?)" if -exitcode == signal.SIGKILL else ""
+                    raise ChildCrashed(f"the fit process was killed by {_signal_name(exitcode)}{hint}") from None
+                raise ChildCrashed(f"the fit process exited with code {exitcode} without a result") from None
             if kind == "ask":
                 parent_conn.send(on_message(payload) if on_message else None)
             elif kind == "result":
@@ -109,8 +139,8 @@ def run_in_child(
             else:
                 raise ChildError(*payload)
     finally:
-        if proc.is_alive() and proc.pid is not None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.join(10)
         parent_conn.close()
-        proc.close()
+        if exitcode is None and _wait(pid, 2.0) is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _wait(pid, 10.0)

@@ -21,6 +21,7 @@ from automl.profile import DatasetProfile
 from automl.sandbox import Channel
 
 PRUNE = "prune"
+CANCEL = "cancel"
 
 
 @dataclass(frozen=True)
@@ -127,9 +128,10 @@ def cross_validate(channel: Channel, data: JobData, family: str, params: dict[st
         if not np.isfinite(score):
             raise ValueError(f"fold {k} scored {score}")
         scores.append(float(score))
-        if channel.ask(("fold", k, float(score))) == PRUNE:
-            return {"pruned": True, "fold_scores": scores, "fit_seconds": fit_seconds}
-    return {"pruned": False, "fold_scores": scores, "fit_seconds": fit_seconds, "oof": oof}
+        reply = channel.ask(("fold", k, float(score)))
+        if reply in (PRUNE, CANCEL):
+            return {"stopped": reply, "fold_scores": scores, "fit_seconds": fit_seconds}
+    return {"stopped": None, "fold_scores": scores, "fit_seconds": fit_seconds, "oof": oof}
 
 
 def refit(

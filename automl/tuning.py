@@ -12,7 +12,9 @@ for the final refit, and is killed if it would run past it.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import socket
 import time
 import warnings
@@ -30,9 +32,10 @@ from automl.sandbox import ChildCrashed, ChildError, ChildTimeout, run_in_child
 from automl.store.base import Store
 from automl.store.records import RunResult
 from automl.store.sql import is_sqlite, normalize_url
-from automl.training import PRUNE, JobData, cross_validate
+from automl.training import CANCEL, PRUNE, JobData, cross_validate
 
 FAMILY_PARAM = "family"
+SLICE_GRACE_S = 2700.0  # a trial started late in a worker's time slice may run this much past it
 
 
 def study_name(job_id: int) -> str:
@@ -122,6 +125,21 @@ def _save_oof(artifacts: ArtifactStore, job_id: int, number: int, oof: np.ndarra
     return key
 
 
+def _tell_failed(study: optuna.Study, number: int) -> None:
+    """Mark a trial failed in Optuna, unless it is already finished (told by its own worker)."""
+    with contextlib.suppress(ValueError, RuntimeError):
+        study.tell(number, state=optuna.trial.TrialState.FAIL)
+
+
+def recover_stale(study: optuna.Study, store: Store, job_id: int, lease_s: float) -> int:
+    """Fail the runs (and their Optuna trials) whose worker stopped heartbeating."""
+    stale = store.fail_stale_runs(job_id, lease_s)
+    for run in stale:
+        if run.trial_number is not None:
+            _tell_failed(study, run.trial_number)
+    return len(stale)
+
+
 def run_trial(
     study: optuna.Study,
     data: JobData,
@@ -143,12 +161,17 @@ def run_trial(
     def on_fold(message: Any) -> str:
         _, step, score = message
         scores.append(score)
+        store.heartbeat_run(run.id)
+        if store.get_job(job_id).cancel_requested:
+            return CANCEL
         trial.report(float(np.mean(scores)), step)
         return PRUNE if trial.should_prune() else "go"
 
     started = time.perf_counter()
     try:
-        out = run_in_child(cross_validate, (data, family, params), deadline, on_fold)
+        out = run_in_child(
+            cross_validate, (data, family, params), deadline, on_fold, on_tick=lambda: store.heartbeat_run(run.id)
+        )
     except ChildTimeout as exc:
         result = RunResult(
             status="timeout",
@@ -160,7 +183,13 @@ def run_trial(
         store.finish_run(run.id, result)
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         return family, "timeout", None, 0.0
-    except (ChildCrashed, ChildError) as exc:
+    except Exception as exc:  # the store or the pipe failed: leave no run "running" if we can help it
+        if not isinstance(exc, ChildCrashed | ChildError):
+            with contextlib.suppress(Exception):
+                failed = RunResult(status="failed", error_code="INTERNAL_ERROR", error_message=repr(exc))
+                store.finish_run(run.id, failed)
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
         code = "TRIAL_CRASHED" if isinstance(exc, ChildCrashed) else "TRIAL_FAILED"
         message = str(exc) if isinstance(exc, ChildCrashed) else f"{exc}\n{exc.trace}"
         store.finish_run(
@@ -170,15 +199,15 @@ def run_trial(
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         return family, "failed", None, 0.0
     fold_scores = [float(s) for s in out["fold_scores"]]
-    if out["pruned"]:
+    partial = float(np.mean(fold_scores)) if fold_scores else None
+    if out["stopped"] == CANCEL:
+        store.finish_run(run.id, RunResult(status="cancelled", fold_scores=fold_scores, error_code="CANCELLED"))
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return family, "cancelled", None, out["fit_seconds"]
+    if out["stopped"] == PRUNE:
         store.finish_run(
             run.id,
-            RunResult(
-                status="pruned",
-                fold_scores=fold_scores,
-                fit_seconds=out["fit_seconds"],
-                cv_score=float(np.mean(fold_scores)),
-            ),
+            RunResult(status="pruned", fold_scores=fold_scores, fit_seconds=out["fit_seconds"], cv_score=partial),
         )
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         return family, "pruned", None, out["fit_seconds"]
@@ -210,25 +239,33 @@ def tune(
     progress: TuneProgress,
     on_progress: Callable[[TuneProgress], None] | None = None,
     worker: str | None = None,
+    stop_at: float | None = None,
 ) -> TuneProgress:
-    """Run trials until the trial cap or the time wall (less the refit reserve) is reached."""
-    worker = worker or f"{socket.gethostname()}:local"
+    """Run trials until the job's trial cap (a counter shared by every worker) or its time wall
+    (less the refit reserve) is reached, or the job is cancelled. ``stop_at`` ends this caller's
+    share early (a worker's time slice) without ending the job."""
+    worker = worker or f"{socket.gethostname()}:{os.getpid()}"
     metric = data.metric
     folds = len(data.folds)
     while True:
-        finished = progress.done + progress.failed + progress.pruned
-        if limits.trial_cap is not None and finished >= limits.trial_cap:
-            break
         now = time.monotonic()
+        if stop_at is not None and now >= stop_at:
+            break
         if limits.wall_end is not None:
             tune_end = limits.wall_end - reserve_seconds(progress, folds, limits, metric.greater_is_better)
             if now >= tune_end - 0.25:
                 break
         else:
             tune_end = math.inf
+        if store.get_job(job_id).cancel_requested:
+            break
+        if not store.claim_trial_slot(job_id, limits.trial_cap):
+            break
         deadline = tune_end
         if limits.trial_time_s is not None:
             deadline = min(deadline, now + limits.trial_time_s)
+        if stop_at is not None:
+            deadline = min(deadline, stop_at + SLICE_GRACE_S)
         if deadline == math.inf:
             deadline = now + 7 * 24 * 3600.0
         family, status, score, fit_s = run_trial(study, data, families, store, artifacts, job_id, deadline, worker)
@@ -240,6 +277,8 @@ def tune(
                 progress.best_score, progress.best_family = score, family
         elif status == "pruned":
             progress.pruned += 1
+        elif status == "cancelled":
+            break
         else:
             progress.failed += 1
         if on_progress is not None:

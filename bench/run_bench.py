@@ -99,9 +99,12 @@ def run_flaml(entry: dict[str, Any], budget: float) -> dict[str, Any]:
 
     data = _job_data(entry)
     X, X_hold = data.X.copy(), data.X_holdout.copy()
-    for frame in (X, X_hold):  # FLAML wants categoricals as pandas categories, not pyarrow strings
+    import pandas as pd
+
+    for frame in (X, X_hold):  # FLAML wants categoricals as pandas categories, not pandas strings
         for col in frame.columns:
-            if not np.issubdtype(frame[col].dtype, np.number) and frame[col].dtype != bool:
+            dtype = frame[col].dtype
+            if not pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
                 frame[col] = frame[col].astype("object").astype("category")
     task = "regression" if data.task == "regression" else "classification"
     automl = AutoML()

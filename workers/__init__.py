@@ -1,0 +1,1 @@
+"""The worker fleet: a Celery app factory and thin tasks that call :mod:`automl.fleet`."""

@@ -12,6 +12,7 @@ import typer
 
 from automl.cli import datasets as datasets_cmd
 from automl.cli import db as db_cmd
+from automl.cli import fleet as fleet_cmd
 from automl.cli import jobs as jobs_cmd
 from automl.cli import specs as specs_cmd
 from automl.cli.common import console_err
@@ -28,6 +29,7 @@ app.add_typer(datasets_cmd.app, name="datasets")
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(jobs_cmd.app, name="jobs")
 jobs_cmd.register(app)
+fleet_cmd.register(app, jobs_cmd.app)
 specs_cmd.register(app)
 
 

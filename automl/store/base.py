@@ -77,6 +77,32 @@ class Store(ABC):
         self, job_id: int, status: str, error_code: str | None = None, error_message: str | None = None
     ) -> JobRecord: ...
 
+    # -- fleet coordination (every rule is one conditional UPDATE, so racing workers agree) --------
+    @abstractmethod
+    def claim_trial_slot(self, job_id: int, cap: int | None) -> bool:
+        """Count one more trial started for the job; False once ``cap`` trials have started."""
+
+    @abstractmethod
+    def request_cancel(self, job_id: int) -> JobRecord:
+        """Cancel a job: a queued one ends ``cancelled`` now; a running one is flagged to stop."""
+
+    @abstractmethod
+    def claim_finalize(self, job_id: int) -> bool:
+        """True for exactly one caller per running job: that caller runs the finalizing step."""
+
+    @abstractmethod
+    def release_finalize(self, job_id: int) -> None:
+        """Give the finalize claim back (the finalizer failed in a way another may retry)."""
+
+    @abstractmethod
+    def heartbeat_run(self, run_id: int) -> None:
+        """Mark a running run as alive now."""
+
+    @abstractmethod
+    def fail_stale_runs(self, job_id: int, older_than_s: float) -> list[RunRecord]:
+        """Mark ``running`` runs whose heartbeat is older than ``older_than_s`` as failed
+        (their worker died); returns them."""
+
     # -- runs -----------------------------------------------------------------------------------
     @abstractmethod
     def start_run(

@@ -56,6 +56,9 @@ class JobRecord(NewJob):
     environment: dict[str, Any] | None
     error_code: str | None
     error_message: str | None
+    trials_started: int
+    cancel_requested: bool
+    finalize_claimed_at: datetime | None
 
     @property
     def done(self) -> bool:
@@ -81,6 +84,7 @@ class RunRecord:
     error_code: str | None
     error_message: str | None
     worker: str | None
+    heartbeat_at: datetime | None
     started_at: datetime
     finished_at: datetime | None
 

@@ -225,6 +225,64 @@ class SqlStore(Store):
             s.flush()
             return _record(rec.JobRecord, row)
 
+    # -- fleet coordination ---------------------------------------------------------------------
+    def claim_trial_slot(self, job_id: int, cap: int | None) -> bool:
+        query = update(JobRow).where(JobRow.id == job_id, JobRow.status == "running")
+        if cap is not None:
+            query = query.where(JobRow.trials_started < cap)
+        with self._session() as s:
+            result = s.execute(query.values(trials_started=JobRow.trials_started + 1))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def request_cancel(self, job_id: int) -> rec.JobRecord:
+        with self._session() as s:
+            s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status == "queued")
+                .values(status="cancelled", cancel_requested=True, finished_at=now(), error_code="CANCELLED",
+                        error_message="cancelled before it started")
+            )  # fmt: skip
+            s.execute(
+                update(JobRow).where(JobRow.id == job_id, JobRow.status == "running").values(cancel_requested=True)
+            )
+            return _record(rec.JobRecord, self._get(s, JobRow, job_id, "job"))
+
+    def claim_finalize(self, job_id: int) -> bool:
+        with self._session() as s:
+            result = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status == "running", JobRow.finalize_claimed_at.is_(None))
+                .values(finalize_claimed_at=now())
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def release_finalize(self, job_id: int) -> None:
+        with self._session() as s:
+            s.execute(update(JobRow).where(JobRow.id == job_id).values(finalize_claimed_at=None))
+
+    def heartbeat_run(self, run_id: int) -> None:
+        with self._session() as s:
+            s.execute(update(RunRow).where(RunRow.id == run_id).values(heartbeat_at=now()))
+
+    def fail_stale_runs(self, job_id: int, older_than_s: float) -> list[rec.RunRecord]:
+        from datetime import timedelta
+
+        limit = now() - timedelta(seconds=older_than_s)
+        with self._session() as s:
+            stale = s.scalars(
+                select(RunRow)
+                .where(RunRow.job_id == job_id, RunRow.status == "running")
+                .where(func.coalesce(RunRow.heartbeat_at, RunRow.started_at) < limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in stale:
+                row.status = "failed"
+                row.error_code = "WORKER_LOST"
+                row.error_message = f"no heartbeat for {older_than_s:.0f} s: the worker running it died"
+                row.finished_at = now()
+            s.flush()
+            return [_record(rec.RunRecord, row) for row in stale]
+
     # -- runs -----------------------------------------------------------------------------------
     def start_run(
         self,

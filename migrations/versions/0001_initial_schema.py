@@ -21,9 +21,7 @@ def upgrade() -> None:
 
     op.create_table(
         "datasets",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
         sa.Column("format", sa.String(length=16), nullable=False),
@@ -41,9 +39,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "jobs",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("spec", sa.JSON(), nullable=False),
         sa.Column("spec_hash", sa.String(length=64), nullable=False),
@@ -83,9 +79,7 @@ def upgrade() -> None:
 
     op.create_table(
         "runs",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("job_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("trial_number", sa.Integer(), nullable=True),
@@ -109,9 +103,7 @@ def upgrade() -> None:
             "status IN ('running', 'succeeded', 'failed', 'pruned', 'timeout', 'cancelled')",
             name=op.f("ck_runs_status"),
         ),
-        sa.ForeignKeyConstraint(
-            ["job_id"], ["jobs.id"], name=op.f("fk_runs_job_id_jobs"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name=op.f("fk_runs_job_id_jobs"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_runs")),
         sa.UniqueConstraint("job_id", "kind", "trial_number", name=op.f("uq_runs_job_id_kind_trial_number")),
     )
@@ -120,9 +112,7 @@ def upgrade() -> None:
 
     op.create_table(
         "model_versions",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("model_name", sa.String(length=200), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("job_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -148,9 +138,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "alias_events",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("model_name", sa.String(length=200), nullable=False),
         sa.Column("alias", sa.String(length=64), nullable=False),
         sa.Column("from_version_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
@@ -174,36 +162,26 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alias_events")),
     )
     with op.batch_alter_table("alias_events", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_alias_events_model_alias", ["model_name", "alias", "created_at"], unique=False
-        )
+        batch_op.create_index("ix_alias_events_model_alias", ["model_name", "alias", "created_at"], unique=False)
 
     op.create_table(
         "metrics",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("run_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("model_version_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("split", sa.String(length=16), nullable=False),
         sa.Column("step", sa.Integer(), nullable=True),
         sa.Column("value", sa.Float(), nullable=False),
-        sa.CheckConstraint(
-            "split IN ('cv', 'fold', 'holdout', 'train', 'validation')", name=op.f("ck_metrics_split")
-        ),
-        sa.CheckConstraint(
-            "(run_id IS NULL) <> (model_version_id IS NULL)", name=op.f("ck_metrics_one_owner")
-        ),
+        sa.CheckConstraint("split IN ('cv', 'fold', 'holdout', 'train', 'validation')", name=op.f("ck_metrics_split")),
+        sa.CheckConstraint("(run_id IS NULL) <> (model_version_id IS NULL)", name=op.f("ck_metrics_one_owner")),
         sa.ForeignKeyConstraint(
             ["model_version_id"],
             ["model_versions.id"],
             name=op.f("fk_metrics_model_version_id_model_versions"),
             ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(
-            ["run_id"], ["runs.id"], name=op.f("fk_metrics_run_id_runs"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name=op.f("fk_metrics_run_id_runs"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_metrics")),
     )
     with op.batch_alter_table("metrics", schema=None) as batch_op:

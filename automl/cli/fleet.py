@@ -1,0 +1,174 @@
+"""Fleet commands: ``worker``, ``submit``, ``status``, ``cancel`` and ``jobs resume``."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from automl.cli.common import artifacts, console, open_store, print_json, settings
+
+
+def register(root: typer.Typer, jobs: typer.Typer) -> None:
+    root.command()(worker)
+    root.command()(submit)
+    root.command()(status)
+    root.command()(cancel)
+    jobs.command()(resume)
+
+
+def _celery() -> Any:
+    from workers.app import create_app
+
+    return create_app(settings())
+
+
+def _send(app: Any, name: str, args: list[Any]) -> None:
+    from kombu.exceptions import OperationalError
+
+    from automl.config import redact_url
+    from automl.errors import StoreUnavailable
+
+    try:
+        app.send_task(name, args=args, retry=True, retry_policy={"max_retries": 3, "interval_start": 0.5})
+    except OperationalError as exc:
+        raise StoreUnavailable(
+            f"cannot reach the broker at {redact_url(settings().broker_url)}: {exc}",
+            hint="start Redis or set AUTOML_BROKER_URL; the job stays queued: `automl jobs resume JOB_ID`",
+            code="BROKER_UNAVAILABLE",
+        ) from exc
+
+
+def worker(
+    concurrency: int = typer.Option(1, "--concurrency", "-c", help="Worker processes (one trial each)."),
+    queues: str = typer.Option("automl.control,automl.trials", "--queues", "-Q", help="Queues to consume."),
+    loglevel: str = typer.Option("INFO", help="Log level."),
+    name: str | None = typer.Option(None, help="Worker node name (default automl-<pid>@<host>)."),
+) -> None:
+    """Start a Celery worker of the fleet (needs AUTOML_DATABASE_URL, AUTOML_BROKER_URL, AUTOML_ARTIFACT_ROOT)."""
+    import os
+
+    open_store().close()  # refuse to start on an unreachable or stale store, with the fix
+    argv = ["worker", f"--concurrency={concurrency}", f"--queues={queues}", f"--loglevel={loglevel}"]
+    argv += [f"--hostname={name or f'automl-{os.getpid()}@%h'}", "--without-gossip", "--without-mingle"]
+    _celery().worker_main(argv)
+
+
+def submit(
+    spec_files: list[Path] = typer.Argument(..., help="Job specs (JSON)."),
+    time_s: float | None = typer.Option(None, "--time", help="Override budget.time_s (seconds)."),
+    trials: int | None = typer.Option(None, "--trials", help="Override budget.trials."),
+    parallel: int = typer.Option(4, "--parallel", help="Trial tasks fanned out per job (up to one per worker)."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the jobs until they end."),
+) -> None:
+    """Validate specs, register their datasets in the artifact store, queue the jobs for the fleet."""
+    from automl.pipeline import submit_job
+    from automl.spec import load_spec_file
+
+    loaded = [load_spec_file(path) for path in spec_files]  # every spec valid before any job is queued
+    store, app = open_store(), _celery()
+    ids = []
+    for spec in loaded:
+        job = submit_job(store, artifacts(), spec, time_s=time_s, trials=trials)
+        _send(app, "automl.start_job", [job.id, parallel])
+        console().print(f"queued job [bold]{job.id}[/] {job.name}")
+        ids.append(job.id)
+    if wait:
+        failed = [job_id for job_id in ids if _follow(store, job_id).status != "succeeded"]
+        if failed:
+            raise typer.Exit(1)
+
+
+def _progress(store: Any, job_id: int) -> dict[str, Any]:
+    job = store.get_job(job_id)
+    runs = [r for r in store.list_runs(job_id) if r.kind == "trial"]
+    counts = {s: sum(1 for r in runs if r.status == s) for s in ("running", "succeeded", "pruned", "failed", "timeout")}
+    scored = [r for r in runs if r.status == "succeeded" and r.cv_score is not None]
+    best = None
+    if scored:
+        pick = max if job.greater_is_better else min
+        top = pick(scored, key=lambda r: r.cv_score or 0.0)
+        best = {"family": top.family, "cv_score": top.cv_score, "trial": top.trial_number}
+    left = None
+    if job.time_budget_s is not None and job.started_at is not None and not job.done:
+        left = max(0.0, job.time_budget_s - (datetime.now(UTC) - job.started_at).total_seconds())
+    workers = sorted({r.worker for r in runs if r.worker})
+    return {
+        "id": job.id, "name": job.name, "status": job.status, "metric": job.metric, "trials": counts,
+        "trials_started": job.trials_started, "trial_budget": job.trial_budget, "best": best, "time_left_s": left,
+        "workers": workers, "cancel_requested": job.cancel_requested, "error_code": job.error_code,
+        "error_message": job.error_message,
+    }  # fmt: skip
+
+
+def _show_progress(p: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    best = f"best {p['metric']} {p['best']['cv_score']:.4f} ({p['best']['family']})" if p["best"] else "no score yet"
+    left = f", {p['time_left_s']:.0f} s left" if p["time_left_s"] is not None else ""
+    counts = ", ".join(f"{n} {s}" for s, n in p["trials"].items() if n)
+    console().print(
+        f"job {p['id']} {escape(p['name'])}: [bold]{p['status']}[/]; {counts or 'no trials yet'}; {best}{left}"
+        + (f"; {len(p['workers'])} worker(s)" if p["workers"] else "")
+        + (f"\n  [red]{p['error_code']}[/]: {escape(p['error_message'] or '')}" if p["error_code"] else "")
+    )
+
+
+def _follow(store: Any, job_id: int, interval: float = 2.0) -> Any:
+    last = None
+    while True:
+        p = _progress(store, job_id)
+        line = (p["status"], p["trials"], p["best"])
+        if line != last:
+            _show_progress(p)
+            last = line
+        if p["status"] in ("succeeded", "failed", "cancelled"):
+            return store.get_job(job_id)
+        time.sleep(interval)
+
+
+def status(
+    job_id: int = typer.Argument(..., help="Job id."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing progress until the job ends."),
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Progress of a job from the store: trials done, best so far, time left, workers."""
+    store = open_store()
+    if follow:
+        _follow(store, job_id)
+        return
+    p = _progress(store, job_id)
+    if json_out:
+        print_json(p)
+    else:
+        _show_progress(p)
+
+
+def cancel(job_id: int = typer.Argument(..., help="Job id.")) -> None:
+    """Cancel a job: a queued one never starts; running trials stop at their next fold."""
+    job = open_store().request_cancel(job_id)
+    if job.status == "cancelled":
+        console().print(f"job {job_id} cancelled")
+    elif job.done:
+        console().print(f"job {job_id} already ended: {job.status}")
+    else:
+        console().print(f"job {job_id}: cancel requested; its trials stop at their next fold")
+
+
+def resume(
+    job_id: int = typer.Argument(..., help="Job id."),
+    parallel: int = typer.Option(4, "--parallel", help="Trial tasks to fan out."),
+) -> None:
+    """Re-enqueue a stuck job (its workers died): it continues its study instead of starting over."""
+    from automl import fleet
+
+    store, app = open_store(), _celery()
+    dispatch = fleet.Dispatch(
+        run_trials=lambda j: _send(app, "automl.run_trials", [j]),
+        finalize=lambda j: _send(app, "automl.finalize", [j]),
+    )
+    state = fleet.resume(store, job_id, dispatch, parallel, lambda j: _send(app, "automl.start_job", [j, parallel]))
+    console().print(f"job {job_id}: {state}")

@@ -1,0 +1,162 @@
+"""The worker fleet's steps: what each Celery task does, as plain functions over the store.
+
+Tasks take ids only and re-read state. Every step is safe to run twice (Celery with Redis
+delivers at least once): a job is claimed by one conditional UPDATE, trials are counted by
+another, the finalizing step is claimed by a third, and the database allows one model version
+per job. A worker's share of tuning is a time slice; a task whose slice ends re-enqueues itself,
+so no task runs anywhere near the broker's visibility timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from automl.artifacts import ArtifactStore
+from automl.errors import AutomlError
+from automl.store.base import Store
+
+SLICE_S = 300.0  # a trial task hands over after this long; its next copy goes back on the queue
+DEFAULT_PARALLEL = 4
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """How a step asks for the next one (the Celery shell sends messages; tests may call directly)."""
+
+    run_trials: Callable[[int], None]
+    finalize: Callable[[int], None]
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def start(store: Store, artifacts: ArtifactStore, job_id: int, dispatch: Dispatch, parallel: int) -> str:
+    """Claim a queued job, record its selection and profile, create its study, fan out trial tasks.
+
+    A redelivered copy finds the job already running and fans out again, which is harmless: every
+    trial task shares the job's counters and study."""
+    from automl.pipeline import start_job
+
+    job = store.get_job(job_id)
+    if job.status not in ("queued", "running") or job.cancel_requested:
+        return job.status
+    try:
+        start_job(store, artifacts, job_id)
+    except AutomlError as exc:
+        store.finish_job(job_id, "failed", exc.code, str(exc))
+        return "failed"
+    for _ in range(max(1, parallel)):
+        dispatch.run_trials(job_id)
+    return "running"
+
+
+def _budget_spent(store: Store, job_id: int) -> bool:
+    job = store.get_job(job_id)
+    if job.trial_budget is not None and job.trials_started >= job.trial_budget:
+        return True
+    if job.time_budget_s is not None and job.started_at is not None:
+        from automl.pipeline import wall_end_of
+
+        wall_end = wall_end_of(job)
+        return wall_end is not None and time.monotonic() >= wall_end - 0.05 * job.time_budget_s
+    return False
+
+
+def run_trials(
+    store: Store, artifacts: ArtifactStore, job_id: int, database_url: str, dispatch: Dispatch, slice_s: float = SLICE_S
+) -> str:
+    """One worker's share of a job's tuning. Ends by re-enqueueing itself (slice over, budget
+    left), by finishing a cancelled job, or by asking for the finalizing step."""
+    from automl.pipeline import LEASE_S, load_context, tune_job
+
+    job = store.get_job(job_id)
+    if job.status != "running":
+        return job.status
+    if not job.cancel_requested:
+        ctx = load_context(store, artifacts, job_id)
+        stop_at = time.monotonic() + slice_s
+        tune_job(store, artifacts, ctx, database_url, stop_at=stop_at, worker=worker_name())
+        job = store.get_job(job_id)
+        if not job.cancel_requested and not _budget_spent(store, job_id):
+            dispatch.run_trials(job_id)
+            return "continued"
+    return settle(store, job_id, dispatch, LEASE_S)
+
+
+def settle(store: Store, job_id: int, dispatch: Dispatch, lease_s: float) -> str:
+    """Once no trial of the job is running (live), cancel it or hand it to the one finalizer."""
+    job = store.get_job(job_id)
+    if job.status != "running":
+        return job.status
+    store.fail_stale_runs(job_id, lease_s)
+    if any(r.status == "running" for r in store.list_runs(job_id)):
+        return "waiting"  # the task running that trial settles the job when it ends
+    if job.cancel_requested:
+        store.finish_job(job_id, "cancelled", "CANCELLED", "cancelled while running; no version was registered")
+        return "cancelled"
+    if store.claim_finalize(job_id):
+        dispatch.finalize(job_id)
+        return "finalizing"
+    return "finalizing"
+
+
+def finalize(store: Store, artifacts: ArtifactStore, job_id: int) -> str:
+    """Ensemble, refit, holdout metrics and the one model version; ends the job."""
+    from automl.pipeline import finalize_job, load_context, wall_end_of
+
+    job = store.get_job(job_id)
+    if job.status != "running":
+        return job.status
+    if job.cancel_requested:
+        store.finish_job(job_id, "cancelled", "CANCELLED", "cancelled while running; no version was registered")
+        return "cancelled"
+    ctx = load_context(store, artifacts, job_id)
+    try:
+        wall_end = wall_end_of(job)
+        if wall_end is not None:
+            wall_end += 0.25 * (job.time_budget_s or 0.0)  # the refit reserve may be spent by now
+        finalize_job(store, artifacts, ctx, wall_end)
+    except AutomlError as exc:
+        store.finish_job(job_id, "failed", exc.code, str(exc))
+        return "failed"
+    _record_timing(store, job_id)
+    store.finish_job(job_id, "succeeded")
+    return "succeeded"
+
+
+def _record_timing(store: Store, job_id: int) -> None:
+    job = store.get_job(job_id)
+    if job.started_at is None:
+        return
+    elapsed = (datetime.now(UTC) - job.started_at).total_seconds()
+    budget = job.time_budget_s
+    timing = {
+        "elapsed_s": round(elapsed, 3),
+        "budget_s": budget,
+        "overrun_s": round(max(0.0, elapsed - budget), 3) if budget else None,
+    }
+    store.update_job(job_id, summary={**(job.summary or {}), "timing": timing})
+
+
+def resume(store: Store, job_id: int, dispatch: Dispatch, parallel: int, start_task: Callable[[int], None]) -> str:
+    """Re-enqueue a stuck job: a queued job starts; a running one gets trial tasks or its finalizer."""
+    job = store.get_job(job_id)
+    if job.status == "queued":
+        start_task(job_id)
+        return "queued"
+    if job.status != "running":
+        return job.status
+    if job.finalize_claimed_at is not None:
+        stale = datetime.now(UTC) - job.finalize_claimed_at > timedelta(minutes=5)
+        if stale:
+            dispatch.finalize(job_id)
+        return "finalizing"
+    for _ in range(max(1, parallel)):
+        dispatch.run_trials(job_id)
+    return "running"
