@@ -42,6 +42,17 @@ class Settings(BaseSettings):
         default="redis://127.0.0.1:6379/0",
         description="Celery broker URL used by `automl submit` and `automl worker`.",
     )
+    trial_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A running trial whose worker sent no heartbeat for this long is failed (workers "
+        "heartbeat every 5 s while a fit runs, however long the fit).",
+    )
+    trial_slice_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="A worker's trial task hands the job back to the queue after this long.",
+    )
 
 
 @dataclass(frozen=True)

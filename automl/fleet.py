@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from automl.artifacts import ArtifactStore
-from automl.errors import AutomlError
+from automl.errors import AutomlError, StoreError
 from automl.store.base import Store
 
 SLICE_S = 300.0  # a trial task hands over after this long; its next copy goes back on the queue
+LEASE_S = 60.0  # a running trial with no heartbeat for this long lost its worker
 DEFAULT_PARALLEL = 4
 
 
@@ -30,6 +31,7 @@ class Dispatch:
 
     run_trials: Callable[[int], None]
     finalize: Callable[[int], None]
+    check_later: Callable[[int, float], None]  # a run_trials after a delay: settles a job left waiting
 
 
 def worker_name() -> str:
@@ -48,6 +50,8 @@ def start(store: Store, artifacts: ArtifactStore, job_id: int, dispatch: Dispatc
         return job.status
     try:
         start_job(store, artifacts, job_id)
+    except StoreError:
+        raise  # the task retries it once the store is back
     except AutomlError as exc:
         store.finish_job(job_id, "failed", exc.code, str(exc))
         return "failed"
@@ -69,11 +73,17 @@ def _budget_spent(store: Store, job_id: int) -> bool:
 
 
 def run_trials(
-    store: Store, artifacts: ArtifactStore, job_id: int, database_url: str, dispatch: Dispatch, slice_s: float = SLICE_S
+    store: Store,
+    artifacts: ArtifactStore,
+    job_id: int,
+    database_url: str,
+    dispatch: Dispatch,
+    slice_s: float = SLICE_S,
+    lease_s: float = LEASE_S,
 ) -> str:
     """One worker's share of a job's tuning. Ends by re-enqueueing itself (slice over, budget
     left), by finishing a cancelled job, or by asking for the finalizing step."""
-    from automl.pipeline import LEASE_S, load_context, tune_job
+    from automl.pipeline import load_context, tune_job
 
     job = store.get_job(job_id)
     if job.status != "running":
@@ -81,12 +91,12 @@ def run_trials(
     if not job.cancel_requested:
         ctx = load_context(store, artifacts, job_id)
         stop_at = time.monotonic() + slice_s
-        tune_job(store, artifacts, ctx, database_url, stop_at=stop_at, worker=worker_name())
+        tune_job(store, artifacts, ctx, database_url, stop_at=stop_at, worker=worker_name(), lease_s=lease_s)
         job = store.get_job(job_id)
         if not job.cancel_requested and not _budget_spent(store, job_id):
             dispatch.run_trials(job_id)
             return "continued"
-    return settle(store, job_id, dispatch, LEASE_S)
+    return settle(store, job_id, dispatch, lease_s)
 
 
 def settle(store: Store, job_id: int, dispatch: Dispatch, lease_s: float) -> str:
@@ -96,7 +106,10 @@ def settle(store: Store, job_id: int, dispatch: Dispatch, lease_s: float) -> str
         return job.status
     store.fail_stale_runs(job_id, lease_s)
     if any(r.status == "running" for r in store.list_runs(job_id)):
-        return "waiting"  # the task running that trial settles the job when it ends
+        # The task running that trial settles the job when it ends; if its worker died instead,
+        # this check comes back after the lease and fails the trial.
+        dispatch.check_later(job_id, lease_s)
+        return "waiting"
     if job.cancel_requested:
         store.finish_job(job_id, "cancelled", "CANCELLED", "cancelled while running; no version was registered")
         return "cancelled"
@@ -122,6 +135,8 @@ def finalize(store: Store, artifacts: ArtifactStore, job_id: int) -> str:
         if wall_end is not None:
             wall_end += 0.25 * (job.time_budget_s or 0.0)  # the refit reserve may be spent by now
         finalize_job(store, artifacts, ctx, wall_end)
+    except StoreError:
+        raise
     except AutomlError as exc:
         store.finish_job(job_id, "failed", exc.code, str(exc))
         return "failed"

@@ -195,6 +195,7 @@ def tune_job(
     *,
     stop_at: float | None = None,
     worker: str | None = None,
+    lease_s: float = LEASE_S,
 ) -> Any:
     """Run trials into the job's one study until its budget is spent (or, for a worker, until
     ``stop_at``). Safe to call from many processes at once: they share the study and the counters."""
@@ -204,7 +205,7 @@ def tune_job(
     job = store.get_job(ctx.job.id)
     study = open_study(database_url, job.id, spec.seed, ctx.data.metric)
     enqueue_defaults(study, ctx.families, job.task)
-    recover_stale(study, store, job.id, LEASE_S)
+    recover_stale(study, store, job.id, lease_s)
     limits = TuneLimits(wall_end_of(job), spec.budget.trials, spec.budget.trial_time_s, spec.ensemble.max_size)
     progress = TuneProgress(time.monotonic(), spec.budget.time_s, spec.budget.trials)
     return tune(study, ctx.data, ctx.families, store, artifacts, job.id, limits, progress, on_progress, worker, stop_at)

@@ -169,6 +169,7 @@ def resume(
     dispatch = fleet.Dispatch(
         run_trials=lambda j: _send(app, "automl.run_trials", [j]),
         finalize=lambda j: _send(app, "automl.finalize", [j]),
+        check_later=lambda j, delay: _send(app, "automl.run_trials", [j]),
     )
     state = fleet.resume(store, job_id, dispatch, parallel, lambda j: _send(app, "automl.start_job", [j, parallel]))
     console().print(f"job {job_id}: {state}")
