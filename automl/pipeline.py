@@ -273,8 +273,25 @@ def finalize_job(store: Store, artifacts: ArtifactStore, ctx: JobContext, wall_e
             members_sorted = sorted(zip(members, weights, strict=True), key=lambda mw: mw[0].id != best.id)
             members, weights = [m for m, _ in members_sorted], [w for _, w in members_sorted]
 
+    folds = len(data.folds)
+
+    def refit_estimate(run: RunRecord) -> float:
+        # CV fit K models on (K-1)/K of the rows each; one refit on all rows costs about 1/(K-1) of that.
+        return 1.25 * (run.fit_seconds or 0.0) / max(folds - 1, 1)
+
+    if wall_end is not None:
+        remaining = wall_end - time.monotonic() - 0.5
+        if refit_estimate(best) > remaining:
+            # The best model cannot be refit in the time left: take the best one that can (or the
+            # cheapest), alone. A model on time beats a better one past the wall.
+            fits = [r for r in ranked if refit_estimate(r) <= remaining]
+            best = fits[0] if fits else min(ranked, key=refit_estimate)
+            members, weights = [best], [1.0]
+
     fitted: list[tuple[RunRecord, float, dict[str, Any]]] = []
     for run, weight in zip(members, weights, strict=True):
+        if wall_end is not None and run.id != best.id and refit_estimate(run) > wall_end - time.monotonic() - 0.5:
+            continue  # no time left for this member: the ensemble is dropped below
         deadline = (wall_end - 0.5) if wall_end is not None else time.monotonic() + 7 * 24 * 3600.0
         key = f"jobs/{job.id}/members/trial-{run.trial_number}.joblib"
         try:
