@@ -86,7 +86,7 @@ class ArtifactStore:
         import joblib
 
         buffer = io.BytesIO()
-        joblib.dump(obj, buffer, compress=3)
+        joblib.dump(obj, buffer)  # uncompressed: saving a large forest must take predictable time
         return self.put_bytes(key, buffer.getvalue())
 
     def get_object(self, key: str, sha256: str) -> Any:

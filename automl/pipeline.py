@@ -314,10 +314,16 @@ def finalize_job(store: Store, artifacts: ArtifactStore, ctx: JobContext, wall_e
     holdout_score = float(metric.score(data.y_holdout, final_pred))
     if ensemble_run is not None and use_ensemble:
         store.set_run_holdout(ensemble_run.id, holdout_score)
-    estimators = [artifacts.get_object(o["key"], o["sha256"]) for _, _, o in fitted]
-    final_model = assemble(job.task, estimators, final_weights, data.classes)
     model_key = f"models/{job.model_name}/job-{job.id}/model.joblib"
-    sha = artifacts.put_object(model_key, final_model)
+    if job.task == "regression" and len(fitted) == 1:
+        # The refit member is the final model as it stands: copy its bytes, don't load and re-save them
+        # (a large forest costs seconds each way, past the wall).
+        member = fitted[0][2]
+        sha = artifacts.put_bytes(model_key, artifacts.get_bytes(member["key"], member["sha256"]))
+    else:
+        estimators = [artifacts.get_object(o["key"], o["sha256"]) for _, _, o in fitted]
+        final_model = assemble(job.task, estimators, final_weights, data.classes)
+        sha = artifacts.put_object(model_key, final_model)
     winner = store.get_run(ensemble_run.id) if (use_ensemble and ensemble_run is not None) else fitted[0][0]
     report = holdout_report(job.task, data.y_holdout, final_pred)
     version = store.create_model_version(
