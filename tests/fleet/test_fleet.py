@@ -79,24 +79,39 @@ def test_two_workers_share_one_study_and_one_runs_table(fleet: Fleet, tmp_path: 
 def test_a_worker_killed_mid_trial_loses_no_job(fleet: Fleet, tmp_path: Path) -> None:
     first = fleet.start_worker()
     fleet.start_worker()
-    job_id = fleet.submit(_spec(tmp_path, time_s=60, trials=14), "--parallel", "2")
+    spec = write_spec(  # forests: trials of a second or more, so the kill lands inside one
+        tmp_path,
+        "titanic.csv",
+        dataset={"target": "survived", "drop": ["alive"]},
+        task="classification",
+        budget={"time_s": 60, "trials": 14},
+        candidates={"include": ["random_forest", "extra_trees"]},
+        cv={"folds": 3},
+    )
+    job_id = fleet.submit(spec, "--parallel", "2")
     store = fleet.store()
-    victim: Any = None
+    pids: list[str] = []
     end = time.monotonic() + 90
-    while time.monotonic() < end and victim is None:  # a trial running in the first worker's pool
+    while time.monotonic() < end:  # wait for a trial running in the first worker's pool
         pids = subprocess.run(["pgrep", "-g", str(first.pid)], capture_output=True, text=True).stdout.split()
         running = [r for r in store.list_runs(job_id) if r.status == "running" and r.worker]
-        victim = next((r for r in running if r.worker.rsplit(":", 1)[-1] in pids), None)
-        time.sleep(0.2)
-    store.close()
-    assert victim is not None, "no trial started in the first worker"
+        if any(r.worker.rsplit(":", 1)[-1] in pids for r in running):
+            break
+        time.sleep(0.1)
     fleet.kill_worker(first)
+    # The trials the dead worker left behind: still "running" in the store after the kill.
+    victims = [
+        r for r in store.list_runs(job_id) if r.status == "running" and r.worker and r.worker.rsplit(":", 1)[-1] in pids
+    ]
+    store.close()
+    assert victims, "no trial was running in the first worker when it was killed"
     job = fleet.wait_done(job_id, timeout=240)
     assert job.status == "succeeded", (job.error_code, job.error_message, fleet.logs())
     store = fleet.store()
-    killed = store.get_run(victim.id)
+    for victim in victims:
+        killed = store.get_run(victim.id)
+        assert killed.status == "failed" and killed.error_code == "WORKER_LOST"
     store.close()
-    assert killed.status == "failed" and killed.error_code == "WORKER_LOST"
     assert len(_versions(fleet, job_id)) == 1
 
 
