@@ -111,12 +111,15 @@ def settle(store: Store, job_id: int, dispatch: Dispatch, lease_s: float) -> str
         dispatch.check_later(job_id, lease_s)
         return "waiting"
     if job.cancel_requested:
-        store.finish_job(job_id, "cancelled", "CANCELLED", "cancelled while running; no version was registered")
-        return "cancelled"
-    if store.claim_finalize(job_id):
+        return _cancelled(store, job_id)
+    if store.claim_finalize(job_id):  # exactly one caller wins; the others leave it to that one
         dispatch.finalize(job_id)
-        return "finalizing"
     return "finalizing"
+
+
+def _cancelled(store: Store, job_id: int) -> str:
+    store.finish_job(job_id, "cancelled", "CANCELLED", "cancelled while running; no version was registered")
+    return "cancelled"
 
 
 def finalize(store: Store, artifacts: ArtifactStore, job_id: int) -> str:
@@ -127,8 +130,7 @@ def finalize(store: Store, artifacts: ArtifactStore, job_id: int) -> str:
     if job.status != "running":
         return job.status
     if job.cancel_requested:
-        store.finish_job(job_id, "cancelled", "CANCELLED", "cancelled while running; no version was registered")
-        return "cancelled"
+        return _cancelled(store, job_id)
     ctx = load_context(store, artifacts, job_id)
     try:
         wall_end = wall_end_of(job)

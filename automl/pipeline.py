@@ -16,7 +16,6 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -207,7 +206,7 @@ def tune_job(
     enqueue_defaults(study, ctx.families, job.task)
     recover_stale(study, store, job.id, lease_s)
     limits = TuneLimits(wall_end_of(job), spec.budget.trials, spec.budget.trial_time_s, spec.ensemble.max_size)
-    progress = TuneProgress(time.monotonic(), spec.budget.time_s, spec.budget.trials)
+    progress = TuneProgress(time.monotonic(), spec.budget.time_s)
     return tune(study, ctx.data, ctx.families, store, artifacts, job.id, limits, progress, on_progress, worker, stop_at)
 
 
@@ -444,7 +443,3 @@ def load_model(store: Store, artifacts: ArtifactStore, version_id: int) -> Any:
     """Load a model version's estimator after verifying its checksum."""
     version = store.get_model_version(version_id)
     return artifacts.get_object(version.artifact_uri, version.artifact_sha256)
-
-
-def artifact_path(artifacts: ArtifactStore, key: str) -> Path:
-    return artifacts.path(key)

@@ -79,7 +79,6 @@ class TuneProgress:
 
     started: float
     wall_s: float | None
-    trial_cap: int | None
     done: int = 0
     failed: int = 0
     pruned: int = 0
