@@ -31,8 +31,9 @@ FAMILY_NAMES = (
     "xgboost",
     "knn",
     "svm",
+    "mlp",
 )
-Family = Literal["linear", "random_forest", "extra_trees", "hist_gradient_boosting", "xgboost", "knn", "svm"]
+Family = Literal["linear", "random_forest", "extra_trees", "hist_gradient_boosting", "xgboost", "knn", "svm", "mlp"]
 METRIC_NAMES: dict[str, tuple[str, ...]] = {
     "binary": ("roc_auc", "log_loss", "accuracy", "balanced_accuracy", "f1", "f1_macro"),
     "multiclass": ("log_loss", "roc_auc", "accuracy", "balanced_accuracy", "f1_macro"),

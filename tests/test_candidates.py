@@ -142,6 +142,7 @@ def test_family_order_and_lookup() -> None:
         "xgboost",
         "knn",
         "svm",
+        "mlp",
     ]
     assert get_family("svm").style == "scaled"
     assert get_family("hist_gradient_boosting").style == "native"
@@ -149,11 +150,14 @@ def test_family_order_and_lookup() -> None:
         get_family("forest")
 
 
-def test_small_dataset_selects_everything() -> None:
+def test_small_dataset_selects_every_family_but_the_network() -> None:
     choices = _choices(SelectionContext("binary", rows=891, features=11, categorical=6))
+    network = choices.pop("mlp")
+    assert not network.selected and "891 rows < 1,000" in network.reason
     assert all(c.selected for c in choices.values())
     assert "891" in choices["linear"].reason
     assert all(c.reason.startswith("selected:") for c in choices.values())
+    assert _choices(SelectionContext("binary", rows=5_000, features=20, categorical=4))["mlp"].selected
 
 
 def test_size_rules() -> None:

@@ -15,6 +15,7 @@ from automl.candidates import (
     hist_gradient_boosting,
     knn,
     linear,
+    mlp,
     random_forest,
     svm,
     xgboost,
@@ -46,7 +47,7 @@ FAMILIES: dict[str, Family] = {
         xgboost.FAMILY,
         knn.FAMILY,
         svm.FAMILY,
-        # A neural "mlp" family goes here, importing its framework lazily inside its build.
+        mlp.FAMILY,  # imports TensorFlow only when one of its estimators fits, predicts or loads
     )
 }
 
