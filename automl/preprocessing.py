@@ -36,6 +36,8 @@ _BOOL_VALUES = {
 
 
 def _as_float(values: pd.Series) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        return values.to_numpy(dtype="float64", na_value=np.nan)  # already numbers: no parsing
     return np.asarray(pd.to_numeric(values, errors="coerce"), dtype="float64")
 
 
@@ -105,6 +107,10 @@ class FrameAdapter(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         check_is_fitted(self, "feature_names_out_")
         frame = self._frame(X)
         self._require_columns(frame)
+        if all(kind == "numeric" for _, kind in self.schema):  # the common case: one float block
+            block = np.column_stack([_as_float(frame[name]) for name, _ in self.schema]) if self.schema else None
+            names = [name for name, _ in self.schema]
+            return pd.DataFrame(block, columns=names, index=frame.index, dtype="float64")
         columns: dict[str, pd.Series] = {}
         for name, kind in self.schema:
             values = frame[name]

@@ -23,6 +23,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 TICK_S = 5.0  # how often a waiting parent calls on_tick (the run's heartbeat)
+STOP = "stop"  # what on_tick returns to have the child killed (ChildStopped)
 
 
 class ChildTimeout(Exception):
@@ -31,6 +32,10 @@ class ChildTimeout(Exception):
 
 class ChildCrashed(Exception):
     """The child process died without reporting (killed, out of memory, segfault)."""
+
+
+class ChildStopped(Exception):
+    """``on_tick`` asked for the work to stop (the job was cancelled); the child was killed."""
 
 
 class ChildError(Exception):
@@ -83,24 +88,96 @@ def _wait(pid: int, timeout: float) -> int | None:
             return os.waitstatus_to_exitcode(status)
         if time.monotonic() >= end:
             return None
-        time.sleep(0.01)
+        time.sleep(0.002)
 
 
-def run_in_child(
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    deadline: float,
-    on_message: Callable[[Any], Any] | None = None,
-    on_tick: Callable[[], None] | None = None,
-) -> Any:
-    """Run ``fn(channel, *args)`` in a forked child; return its result or raise.
+_exiting: set[int] = set()  # children that sent their result and are exiting: reaped later
 
-    ``deadline`` is a ``time.monotonic()`` instant; ``on_tick`` is called every few seconds while the
-    child works (to heartbeat). Raises ChildTimeout, ChildCrashed or ChildError.
+
+def _reap_exited() -> None:
+    for pid in list(_exiting):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _exiting.discard(pid)
+
+
+class Child:
+    """A forked child running one piece of work; :meth:`wait` serves its messages until it ends."""
+
+    def __init__(self, pid: int, conn: Connection) -> None:
+        self.pid = pid
+        self._conn = conn
+        self._open = True
+
+    def wait(
+        self,
+        deadline: float,
+        on_message: Callable[[Any], Any] | None = None,
+        on_tick: Callable[[], Any] | None = None,
+    ) -> Any:
+        """Return the child's result or raise ChildTimeout, ChildCrashed, ChildError or ChildStopped.
+        The child is gone (or exiting with its result sent) when this returns or raises."""
+        finished = False
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ChildTimeout(f"stopped at its deadline after running past the budget (pid {self.pid})")
+                if not self._conn.poll(min(remaining, TICK_S)):
+                    if on_tick is not None and on_tick() == STOP:
+                        raise ChildStopped(f"stopped on request (pid {self.pid})")
+                    continue
+                try:
+                    kind, payload = self._conn.recv()
+                except (EOFError, OSError):
+                    finished = True
+                    exitcode = _wait(self.pid, 5.0)
+                    if exitcode is None:
+                        finished = False  # still there: killed below
+                    if exitcode is not None and exitcode < 0:
+                        hint = " (out of memory?)" if -exitcode == signal.SIGKILL else ""
+                        raise ChildCrashed(f"the fit process was killed by {_signal_name(exitcode)}{hint}") from None
+                    raise ChildCrashed(f"the fit process exited with code {exitcode} without a result") from None
+                if kind == "ask":
+                    self._conn.send(on_message(payload) if on_message else None)
+                elif kind == "result":
+                    finished = True
+                    _exiting.add(self.pid)  # it exits right after sending: no need to wait for that
+                    return payload
+                else:
+                    finished = True
+                    _exiting.add(self.pid)
+                    raise ChildError(*payload)
+        finally:
+            self._close()
+            if not finished:
+                self.kill()
+            _reap_exited()
+
+    def kill(self) -> None:
+        """Stop the child now (it may be mid-fit) and reap it."""
+        self._close()
+        _exiting.discard(self.pid)
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(self.pid, signal.SIGKILL)
+            _wait(self.pid, 10.0)
+
+    def _close(self) -> None:
+        if self._open:
+            self._open = False
+            self._conn.close()
+
+
+def spawn(fn: Callable[..., Any], args: tuple[Any, ...]) -> Child:
+    """Fork a child that runs ``fn(channel, *args)``; :meth:`Child.wait` collects the outcome.
 
     The fork is a plain ``os.fork`` rather than ``multiprocessing.Process``: a Celery prefork
     worker's processes are daemonic, and multiprocessing refuses children to those.
     """
+    _reap_exited()
     parent_conn, child_conn = mp.Pipe(duplex=True)
     pid = os.fork()
     if pid == 0:  # the child: never return into the caller's stack
@@ -114,33 +191,19 @@ def run_in_child(
         finally:
             os._exit(code)
     child_conn.close()
-    exitcode: int | None = None
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ChildTimeout(f"stopped at its deadline after running past the budget (pid {pid})")
-            if not parent_conn.poll(min(remaining, TICK_S)):
-                if on_tick is not None:
-                    on_tick()
-                continue
-            try:
-                kind, payload = parent_conn.recv()
-            except (EOFError, OSError):
-                exitcode = _wait(pid, 5.0)
-                if exitcode is not None and exitcode < 0:
-                    hint = " (out of memory?)" if -exitcode == signal.SIGKILL else ""
-                    raise ChildCrashed(f"the fit process was killed by {_signal_name(exitcode)}{hint}") from None
-                raise ChildCrashed(f"the fit process exited with code {exitcode} without a result") from None
-            if kind == "ask":
-                parent_conn.send(on_message(payload) if on_message else None)
-            elif kind == "result":
-                return payload
-            else:
-                raise ChildError(*payload)
-    finally:
-        parent_conn.close()
-        if exitcode is None and _wait(pid, 2.0) is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            _wait(pid, 10.0)
+    return Child(pid, parent_conn)
+
+
+def run_in_child(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    deadline: float,
+    on_message: Callable[[Any], Any] | None = None,
+    on_tick: Callable[[], Any] | None = None,
+) -> Any:
+    """Run ``fn(channel, *args)`` in a forked child; return its result or raise.
+
+    ``deadline`` is a ``time.monotonic()`` instant; ``on_tick`` is called every few seconds while the
+    child works (to heartbeat). Raises ChildTimeout, ChildCrashed or ChildError.
+    """
+    return spawn(fn, args).wait(deadline, on_message, on_tick)

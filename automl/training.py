@@ -22,6 +22,15 @@ from automl.sandbox import Channel
 
 PRUNE = "prune"
 CANCEL = "cancel"
+# After a fold, the child asks the parent whether to go on (pruned? cancelled?) only when the folds
+# still to run are expected to take at least this long: a check costs a few store round trips
+# (tens of milliseconds), which is not worth paying to save less than this.
+CHECK_MIN_REMAINING_S = 1.0
+# A neural net also reports its validation loss at these epochs of its first fold, as Optuna step
+# EPOCH_STEP + epoch (apart from the fold steps 0..K-1), so the pruner compares nets with nets at
+# the same epoch. Fixed checkpoints, not every epoch: each report is a round trip to the store.
+EPOCH_STEP = 1000
+EPOCH_CHECKPOINTS = frozenset({5, 10, 20, 40, 80, 160})
 
 
 @dataclass(frozen=True)
@@ -109,29 +118,84 @@ def _limit_threads(n_jobs: int) -> None:
     joblib.parallel_config(backend="threading")
 
 
-def cross_validate(channel: Channel, data: JobData, family: str, params: dict[str, Any]) -> dict[str, Any]:
-    """K-fold CV of one configuration. Reports each fold; stops early when told the trial is pruned."""
+def worth_checking(fold: int, folds: int, elapsed_s: float) -> bool:
+    """Whether to ask the parent after ``fold`` (0-based): only when the remaining folds, at the
+    pace so far, are expected to take at least :data:`CHECK_MIN_REMAINING_S`."""
+    remaining = folds - fold - 1
+    return remaining > 0 and elapsed_s / (fold + 1) * remaining >= CHECK_MIN_REMAINING_S
+
+
+def _epoch_asker(channel: Channel, stopped: list[str]) -> Any:
+    """The MLP's epoch reporter: at each checkpoint, send ``("epoch", epoch, val_loss)`` and stop
+    training when the reply is prune or cancel."""
+
+    def report(epoch: int, logs: dict[str, float]) -> bool:
+        if epoch not in EPOCH_CHECKPOINTS:
+            return False
+        reply = channel.ask(("epoch", epoch, float(logs.get("val_loss", float("nan")))))
+        if reply in (PRUNE, CANCEL):
+            stopped.append(reply)
+            return True
+        return False
+
+    return report
+
+
+def cross_validate(
+    channel: Channel, data: JobData, family: str, params: dict[str, Any], deadline: float | None = None
+) -> dict[str, Any]:
+    """K-fold CV of one configuration. After a fold, when the rest of the trial is long enough to be
+    worth it (:func:`worth_checking`), sends ``("fold", k, scores so far)`` and stops when the reply
+    says the trial is pruned or the job cancelled. A neural net (family ``mlp``) also reports its
+    first fold's epochs (:data:`EPOCH_CHECKPOINTS`), gets a share of the time left before
+    ``deadline`` (a ``time.monotonic()`` instant) per fold, and returns that fold's learning curve."""
+    import contextlib
+
+    from automl.candidates.mlp import epoch_reporter
+
     _limit_threads(data.n_jobs)
     metric = data.metric
     width = data.n_classes if data.task != "regression" else 0
     oof = np.zeros((len(data.y), width)) if width else np.zeros(len(data.y))
     scores: list[float] = []
     fit_seconds = 0.0
+    began = time.perf_counter()
+    curves: list[dict[str, Any]] | None = None
     for k, (train, valid) in enumerate(data.folds):
         model = build(data, family, params)
+        watch: Any = contextlib.nullcontext()
+        stopped: list[str] = []
+        if family == "mlp":
+            if deadline is not None:  # the net stops itself when its share of the time is used
+                share = (deadline - time.monotonic()) / (len(data.folds) - k)
+                model.set_params(model__max_time_s=max(1.0, share))
+            watch = epoch_reporter(_epoch_asker(channel, stopped) if k == 0 else None)
         start = time.perf_counter()
-        model.fit(data.X.iloc[train], data.y[train])
+        with watch:
+            model.fit(data.X.iloc[train], data.y[train])
         fit_seconds += time.perf_counter() - start
+        if family == "mlp" and k == 0:
+            curves = list(model.named_steps["model"].history_)
+        if stopped:
+            work = time.perf_counter() - began
+            return {"stopped": stopped[0], "fold_scores": scores, "fit_seconds": fit_seconds, "work_seconds": work,
+                    "curves": curves}  # fmt: skip
         prediction = predict_matrix(model, data.X.iloc[valid], data.task, data.n_classes)
         oof[valid] = prediction
         score = metric.score(data.y[valid], prediction)
         if not np.isfinite(score):
             raise ValueError(f"fold {k} scored {score}")
         scores.append(float(score))
-        reply = channel.ask(("fold", k, float(score)))
+        if not worth_checking(k, len(data.folds), time.perf_counter() - began):
+            continue
+        reply = channel.ask(("fold", k, list(scores)))
         if reply in (PRUNE, CANCEL):
-            return {"stopped": reply, "fold_scores": scores, "fit_seconds": fit_seconds}
-    return {"stopped": None, "fold_scores": scores, "fit_seconds": fit_seconds, "oof": oof}
+            work = time.perf_counter() - began
+            return {"stopped": reply, "fold_scores": scores, "fit_seconds": fit_seconds, "work_seconds": work,
+                    "curves": curves}  # fmt: skip
+    work = time.perf_counter() - began
+    return {"stopped": None, "fold_scores": scores, "fit_seconds": fit_seconds, "work_seconds": work, "oof": oof,
+            "curves": curves}  # fmt: skip
 
 
 def refit(
@@ -148,3 +212,22 @@ def refit(
     holdout = predict_matrix(model, data.X_holdout, data.task, data.n_classes)
     sha = ArtifactStore(artifact_root).put_object(key, model)
     return {"key": key, "sha256": sha, "holdout": holdout, "fit_seconds": fit_seconds}
+
+
+def score_saved_model(channel: Channel, artifact_root: str, key: str, sha256: str, data: JobData) -> float:
+    """Score a registered model (another job's, answering in labels) on this job's holdout with this
+    job's metric. Classes it does not know get probability 0."""
+    from automl.artifacts import ArtifactStore
+
+    _limit_threads(data.n_jobs)
+    model = ArtifactStore(artifact_root).get_object(key, sha256)
+    if data.task == "regression":
+        prediction = np.asarray(model.predict(data.X_holdout), dtype=float)
+    else:
+        proba = np.asarray(model.predict_proba(data.X_holdout), dtype=float)
+        theirs = {str(c): i for i, c in enumerate(np.asarray(model.classes_).tolist())}
+        prediction = np.zeros((len(data.X_holdout), data.n_classes))
+        for i, label in enumerate(data.classes or []):
+            if str(label) in theirs:
+                prediction[:, i] = proba[:, theirs[str(label)]]
+    return float(data.metric.score(data.y_holdout, prediction))

@@ -28,13 +28,14 @@ import optuna
 from automl.artifacts import ArtifactStore
 from automl.candidates import get_family
 from automl.metrics import Metric, is_better
-from automl.sandbox import ChildCrashed, ChildError, ChildTimeout, run_in_child
+from automl.sandbox import STOP, Child, ChildCrashed, ChildError, ChildStopped, ChildTimeout, spawn
 from automl.store.base import Store
-from automl.store.records import RunResult
+from automl.store.records import NewMetric, RunResult
 from automl.store.sql import is_sqlite, normalize_url
-from automl.training import CANCEL, PRUNE, JobData, cross_validate
+from automl.training import CANCEL, EPOCH_STEP, PRUNE, JobData, cross_validate
 
 FAMILY_PARAM = "family"
+WORK_METRIC = "work_seconds"
 SLICE_GRACE_S = 2700.0  # a trial started late in a worker's time slice may run this much past it
 
 
@@ -139,6 +140,170 @@ def recover_stale(study: optuna.Study, store: Store, job_id: int, lease_s: float
     return len(stale)
 
 
+@dataclass
+class _Asked:
+    """A configuration drawn from the study, not yet running."""
+
+    trial: optuna.trial.Trial
+    family: str
+    params: dict[str, Any]
+
+
+@dataclass
+class _Launched:
+    """A trial running in its child, with its ``runs`` row."""
+
+    asked: _Asked
+    run_id: int
+    child: Child
+    deadline: float
+    started: float = field(default_factory=time.perf_counter)
+    scores: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Outcome:
+    """How a trial's child ended: its result, or the sandbox's exception."""
+
+    launched: _Launched
+    out: dict[str, Any] | None = None
+    error: Exception | None = None
+
+
+def _ask(study: optuna.Study, data: JobData, families: list[str]) -> _Asked:
+    trial = study.ask()
+    family = str(trial.suggest_categorical(FAMILY_PARAM, families))
+    return _Asked(trial, family, get_family(family).suggest(trial, data.task))
+
+
+def _launch(asked: _Asked, data: JobData, store: Store, job_id: int, worker: str, deadline: float) -> _Launched:
+    run = store.start_run(job_id, "trial", asked.family, asked.params, trial_number=asked.trial.number, worker=worker)
+    try:
+        child = spawn(cross_validate, (data, asked.family, asked.params, deadline))
+    except BaseException:
+        with contextlib.suppress(Exception):
+            store.finish_run(
+                run.id, RunResult(status="failed", error_code="INTERNAL_ERROR", error_message="fork failed")
+            )
+        raise
+    return _Launched(asked, run.id, child, deadline)
+
+
+def _abandon(launched: _Launched, store: Store, study: optuna.Study, exc: BaseException) -> None:
+    """The parent failed while a trial ran: stop the child and leave no run ``running``."""
+    launched.child.kill()
+    with contextlib.suppress(Exception):  # the store may be what failed: then the lease recovers the run
+        store.finish_run(
+            launched.run_id, RunResult(status="failed", error_code="INTERNAL_ERROR", error_message=repr(exc))
+        )
+    with contextlib.suppress(Exception):
+        _tell_failed(study, launched.asked.trial.number)
+
+
+def _collect(launched: _Launched, study: optuna.Study, store: Store, job_id: int) -> _Outcome:
+    """Serve the child's fold reports (prune? cancelled?) and heartbeat its run until it ends."""
+    trial = launched.asked.trial
+
+    def on_fold(message: Any) -> str:
+        kind, step, value = message
+        if kind == "fold":
+            launched.scores[:] = value
+        if store.job_counters(job_id).cancel_requested:
+            return CANCEL
+        if kind == "fold":
+            trial.report(float(np.mean(value)), step)
+        else:  # a net's validation loss at an epoch: signed so that the study's direction applies
+            maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+            trial.report(-value if maximize else value, EPOCH_STEP + step)
+        return PRUNE if trial.should_prune() else "go"
+
+    def on_tick() -> str | None:
+        store.heartbeat_run(launched.run_id)
+        return STOP if store.job_counters(job_id).cancel_requested else None
+
+    try:
+        return _Outcome(launched, out=launched.child.wait(launched.deadline, on_fold, on_tick))
+    except (ChildTimeout, ChildCrashed, ChildError, ChildStopped) as exc:
+        return _Outcome(launched, error=exc)
+    except BaseException as exc:  # the store or the pipe failed
+        _abandon(launched, store, study, exc)
+        raise
+
+
+def _record(
+    outcome: _Outcome, study: optuna.Study, store: Store, artifacts: ArtifactStore, job_id: int
+) -> tuple[str, str, float | None, float]:
+    """Write the trial's run and tell the study. Returns (family, status, cv_score, fit_seconds)."""
+    launched = outcome.launched
+    trial, family, run_id = launched.asked.trial, launched.asked.family, launched.run_id
+    scores = launched.scores
+    exc = outcome.error
+    if isinstance(exc, ChildTimeout):
+        store.finish_run(
+            run_id,
+            RunResult(
+                status="timeout",
+                fold_scores=scores or None,
+                error_code="TRIAL_TIMEOUT",
+                error_message=str(exc),
+                fit_seconds=time.perf_counter() - launched.started,
+            ),
+        )
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return family, "timeout", None, 0.0
+    if isinstance(exc, ChildStopped):
+        store.finish_run(run_id, RunResult(status="cancelled", fold_scores=scores or None, error_code="CANCELLED"))
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return family, "cancelled", None, 0.0
+    if exc is not None:
+        code = "TRIAL_CRASHED" if isinstance(exc, ChildCrashed) else "TRIAL_FAILED"
+        message = f"{exc}\n{exc.trace}" if isinstance(exc, ChildError) else str(exc)
+        store.finish_run(
+            run_id,
+            RunResult(status="failed", fold_scores=scores or None, error_code=code, error_message=message[-4000:]),
+        )
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return family, "failed", None, 0.0
+    out = outcome.out
+    assert out is not None
+    # Time in model work (fits, fold predictions, scoring): wall time minus this is orchestration.
+    metrics = [NewMetric(name=WORK_METRIC, value=float(out["work_seconds"]), split="cv", run_id=run_id)]
+    for epoch in out.get("curves") or []:  # a net's learning curve (its first fold)
+        for name, split in (("loss", "train"), ("val_loss", "validation")):
+            if name in epoch and math.isfinite(epoch[name]):
+                metrics.append(NewMetric(name=name, value=float(epoch[name]), split=split, run_id=run_id,
+                                         step=int(epoch["epoch"])))  # fmt: skip
+    store.add_metrics(metrics)
+    fold_scores = [float(s) for s in out["fold_scores"]]
+    partial = float(np.mean(fold_scores)) if fold_scores else None
+    if out["stopped"] == CANCEL:
+        store.finish_run(run_id, RunResult(status="cancelled", fold_scores=fold_scores, error_code="CANCELLED"))
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return family, "cancelled", None, out["fit_seconds"]
+    if out["stopped"] == PRUNE:
+        store.finish_run(
+            run_id,
+            RunResult(status="pruned", fold_scores=fold_scores, fit_seconds=out["fit_seconds"], cv_score=partial),
+        )
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        return family, "pruned", None, out["fit_seconds"]
+    cv = float(np.mean(fold_scores))
+    oof_key = _save_oof(artifacts, job_id, trial.number, out["oof"])
+    store.finish_run(
+        run_id,
+        RunResult(
+            status="succeeded",
+            cv_score=cv,
+            cv_std=float(np.std(fold_scores)),
+            fold_scores=fold_scores,
+            fit_seconds=out["fit_seconds"],
+            oof_uri=oof_key,
+        ),
+    )
+    study.tell(trial, cv)
+    return family, "succeeded", cv, out["fit_seconds"]
+
+
 def run_trial(
     study: optuna.Study,
     data: JobData,
@@ -151,80 +316,22 @@ def run_trial(
 ) -> tuple[str, str, float | None, float]:
     """Ask the study for one configuration, cross-validate it in a child, record the run and tell
     the study. Returns (family, status, cv_score, fit_seconds)."""
-    trial = study.ask()
-    family = str(trial.suggest_categorical(FAMILY_PARAM, families))
-    params = get_family(family).suggest(trial, data.task)
-    run = store.start_run(job_id, "trial", family, params, trial_number=trial.number, worker=worker)
-    scores: list[float] = []
+    launched = _launch(_ask(study, data, families), data, store, job_id, worker, deadline)
+    return _record(_collect(launched, study, store, job_id), study, store, artifacts, job_id)
 
-    def on_fold(message: Any) -> str:
-        _, step, score = message
-        scores.append(score)
-        store.heartbeat_run(run.id)
-        if store.get_job(job_id).cancel_requested:
-            return CANCEL
-        trial.report(float(np.mean(scores)), step)
-        return PRUNE if trial.should_prune() else "go"
 
-    started = time.perf_counter()
-    try:
-        out = run_in_child(
-            cross_validate, (data, family, params), deadline, on_fold, on_tick=lambda: store.heartbeat_run(run.id)
-        )
-    except ChildTimeout as exc:
-        result = RunResult(
-            status="timeout",
-            fold_scores=scores or None,
-            error_code="TRIAL_TIMEOUT",
-            error_message=str(exc),
-            fit_seconds=time.perf_counter() - started,
-        )
-        store.finish_run(run.id, result)
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        return family, "timeout", None, 0.0
-    except Exception as exc:  # the store or the pipe failed: leave no run "running" if we can help it
-        if not isinstance(exc, ChildCrashed | ChildError):
-            with contextlib.suppress(Exception):
-                failed = RunResult(status="failed", error_code="INTERNAL_ERROR", error_message=repr(exc))
-                store.finish_run(run.id, failed)
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            raise
-        code = "TRIAL_CRASHED" if isinstance(exc, ChildCrashed) else "TRIAL_FAILED"
-        message = str(exc) if isinstance(exc, ChildCrashed) else f"{exc}\n{exc.trace}"
-        store.finish_run(
-            run.id,
-            RunResult(status="failed", fold_scores=scores or None, error_code=code, error_message=message[-4000:]),
-        )
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        return family, "failed", None, 0.0
-    fold_scores = [float(s) for s in out["fold_scores"]]
-    partial = float(np.mean(fold_scores)) if fold_scores else None
-    if out["stopped"] == CANCEL:
-        store.finish_run(run.id, RunResult(status="cancelled", fold_scores=fold_scores, error_code="CANCELLED"))
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        return family, "cancelled", None, out["fit_seconds"]
-    if out["stopped"] == PRUNE:
-        store.finish_run(
-            run.id,
-            RunResult(status="pruned", fold_scores=fold_scores, fit_seconds=out["fit_seconds"], cv_score=partial),
-        )
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        return family, "pruned", None, out["fit_seconds"]
-    cv = float(np.mean(fold_scores))
-    oof_key = _save_oof(artifacts, job_id, trial.number, out["oof"])
-    store.finish_run(
-        run.id,
-        RunResult(
-            status="succeeded",
-            cv_score=cv,
-            cv_std=float(np.std(fold_scores)),
-            fold_scores=fold_scores,
-            fit_seconds=out["fit_seconds"],
-            oof_uri=oof_key,
-        ),
-    )
-    study.tell(trial, cv)
-    return family, "succeeded", cv, out["fit_seconds"]
+def _account(progress: TuneProgress, metric: Metric, result: tuple[str, str, float | None, float]) -> None:
+    family, status, score, fit_s = result
+    progress.last_family = family
+    if status == "succeeded" and score is not None:
+        progress.done += 1
+        progress.scored.append((score, fit_s))
+        if progress.best_score is None or is_better(metric, score, progress.best_score):
+            progress.best_score, progress.best_family = score, family
+    elif status == "pruned":
+        progress.pruned += 1
+    elif status != "cancelled":
+        progress.failed += 1
 
 
 def tune(
@@ -242,44 +349,83 @@ def tune(
 ) -> TuneProgress:
     """Run trials until the job's trial cap (a counter shared by every worker) or its time wall
     (less the refit reserve) is reached, or the job is cancelled. ``stop_at`` ends this caller's
-    share early (a worker's time slice) without ending the job."""
+    share early (a worker's time slice) without ending the job.
+
+    The parent's bookkeeping overlaps the children's work: as soon as one trial's child returns,
+    the next trial's child is started, and only then is the finished trial written to the store and
+    told to the study, and the slot and configuration of the trial after next claimed and drawn.
+    The store and study calls (tens of milliseconds per trial) thus run while a model fits instead
+    of between fits. A trial drawn ahead that never runs (time up, slice over, cancelled) gives its
+    slot back and is marked failed in the study; no run is recorded for it.
+    """
     worker = worker or f"{socket.gethostname()}:{os.getpid()}"
     metric = data.metric
     folds = len(data.folds)
-    while True:
-        now = time.monotonic()
-        if stop_at is not None and now >= stop_at:
-            break
-        if limits.wall_end is not None:
-            tune_end = limits.wall_end - reserve_seconds(progress, folds, limits, metric.greater_is_better)
-            if now >= tune_end - 0.25:
-                break
-        else:
-            tune_end = math.inf
-        if store.get_job(job_id).cancel_requested:
-            break
-        if not store.claim_trial_slot(job_id, limits.trial_cap):
-            break
-        deadline = tune_end
-        if limits.trial_time_s is not None:
-            deadline = min(deadline, now + limits.trial_time_s)
-        if stop_at is not None:
-            deadline = min(deadline, stop_at + SLICE_GRACE_S)
-        if deadline == math.inf:
-            deadline = now + 7 * 24 * 3600.0
-        family, status, score, fit_s = run_trial(study, data, families, store, artifacts, job_id, deadline, worker)
-        progress.last_family = family
-        if status == "succeeded" and score is not None:
-            progress.done += 1
-            progress.scored.append((score, fit_s))
-            if progress.best_score is None or is_better(metric, score, progress.best_score):
-                progress.best_score, progress.best_family = score, family
-        elif status == "pruned":
-            progress.pruned += 1
-        elif status == "cancelled":
-            break
-        else:
-            progress.failed += 1
+    held: _Asked | None = None  # a slot claimed and a trial drawn ahead, while the previous one ran
+    finished: _Outcome | None = None  # ended, not yet recorded
+    last_trial_s = 0.0
+
+    def record(outcome: _Outcome) -> str:
+        result = _record(outcome, study, store, artifacts, job_id)
+        _account(progress, metric, result)
         if on_progress is not None:
             on_progress(progress)
+        return result[1]
+
+    try:
+        while True:
+            now = time.monotonic()
+            if stop_at is not None and now >= stop_at:
+                break
+            if limits.wall_end is not None:
+                tune_end = limits.wall_end - reserve_seconds(progress, folds, limits, metric.greater_is_better)
+                if now >= tune_end - 0.25:
+                    break
+            else:
+                tune_end = math.inf
+            if store.job_counters(job_id).cancel_requested:
+                break
+            if held is None:
+                if not store.claim_trial_slot(job_id, limits.trial_cap):
+                    break
+                held = _ask(study, data, families)
+            deadline = tune_end
+            if limits.trial_time_s is not None:
+                deadline = min(deadline, now + limits.trial_time_s)
+            if stop_at is not None:
+                deadline = min(deadline, stop_at + SLICE_GRACE_S)
+            if deadline == math.inf:
+                deadline = now + 7 * 24 * 3600.0
+            launched = _launch(held, data, store, job_id, worker, deadline)
+            held = None
+            try:
+                if finished is not None:
+                    outcome, finished = finished, None
+                    if record(outcome) == "cancelled":
+                        raise _Cancelled
+                horizon = min(tune_end, stop_at if stop_at is not None else math.inf)
+                if time.monotonic() + last_trial_s < horizon and store.claim_trial_slot(job_id, limits.trial_cap):
+                    held = _ask(study, data, families)
+            except _Cancelled:
+                launched.child.kill()
+                store.finish_run(launched.run_id, RunResult(status="cancelled", error_code="CANCELLED"))
+                _tell_failed(study, launched.asked.trial.number)
+                break
+            except BaseException as exc:
+                _abandon(launched, store, study, exc)
+                raise
+            finished = _collect(launched, study, store, job_id)
+            last_trial_s = time.perf_counter() - launched.started
+    finally:
+        if held is not None:  # claimed and drawn, never run: give the slot back
+            with contextlib.suppress(Exception):
+                store.release_trial_slot(job_id)
+            with contextlib.suppress(Exception):
+                _tell_failed(study, held.trial.number)
+        if finished is not None:
+            record(finished)
     return progress
+
+
+class _Cancelled(Exception):
+    """The trial just recorded was cancelled: stop the one running too."""

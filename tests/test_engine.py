@@ -272,3 +272,48 @@ def test_leaderboard_views_answer_plain_sql(db_url: str, tmp_path: Path) -> None
     scores = [r.cv_score for r in ranked]
     assert scores == sorted(scores)  # log_loss: lower is better, rank 1 is the lowest
     assert [(v.model_name, v.version, v.trials) for v in versions] == [("penguins-sql", 1, 4)]
+
+
+def test_worth_checking_asks_only_when_the_rest_of_the_trial_is_long() -> None:
+    from automl.training import CHECK_MIN_REMAINING_S, worth_checking
+
+    fold_s = CHECK_MIN_REMAINING_S / 2
+    assert worth_checking(0, 5, fold_s)  # four folds of half the threshold are left
+    assert worth_checking(2, 5, 3 * fold_s)  # exactly the threshold is left
+    assert not worth_checking(3, 5, 4 * fold_s)  # one fold left: not worth a round trip
+    assert not worth_checking(4, 5, 1000.0)  # nothing left to save after the last fold
+    assert not worth_checking(0, 5, CHECK_MIN_REMAINING_S / 10)  # fast folds never ask
+
+
+def test_poor_trials_are_pruned_and_the_study_matches_the_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import optuna
+
+    from automl import training
+    from automl.tuning import study_name
+
+    monkeypatch.setattr(training, "CHECK_MIN_REMAINING_S", 0.0)  # forked trials inherit it: check every fold
+    spec = write_spec(
+        tmp_path,
+        "penguins.csv",
+        dataset={"target": "species"},
+        task="classification",
+        budget={"time_s": None, "trials": 24},
+        candidates={"include": ["linear", "knn"]},
+        cv={"folds": 5},
+        ensemble={"enabled": False},
+    )
+    url = f"sqlite:///{tmp_path / 'prune.db'}"
+    store = open_store(url)
+    job = run_spec(store, ArtifactStore(tmp_path / "art"), url, spec)
+    assert job.status == "succeeded"
+    runs = [r for r in store.list_runs(job.id) if r.kind == "trial"]
+    assert len(runs) == 24
+    pruned = [r for r in runs if r.status == "pruned"]
+    assert pruned, [r.status for r in runs]
+    assert all(r.fold_scores and len(r.fold_scores) < 5 for r in pruned)
+    # Trials are drawn one ahead of the one running: none may be left behind in the study.
+    study = optuna.load_study(study_name=study_name(job.id), storage=url)
+    states = {t.number: t.state.name for t in study.trials}
+    assert "RUNNING" not in states.values()
+    assert sorted(states) == sorted(r.trial_number for r in runs)
+    assert {r.trial_number for r in pruned} == {n for n, s in states.items() if s == "PRUNED"}

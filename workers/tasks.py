@@ -10,13 +10,15 @@ from functools import cache
 from typing import Any
 
 from celery import shared_task
+from optuna.exceptions import StorageInternalError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from automl.errors import StoreUnavailable
 from automl.fleet import DEFAULT_PARALLEL, Dispatch
 
 RETRY = {
-    "autoretry_for": (StoreUnavailable, OperationalError, InterfaceError),
+    # StorageInternalError: the study's commit failed (the same database, unreachable).
+    "autoretry_for": (StoreUnavailable, OperationalError, InterfaceError, StorageInternalError),
     "retry_kwargs": {"max_retries": 60, "countdown": 5},
 }
 

@@ -22,7 +22,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from automl.store.records import (
+    AliasEventRecord,
+    AliasRecord,
     DatasetRecord,
+    JobCounters,
     JobRecord,
     MetricRecord,
     ModelVersionRecord,
@@ -79,8 +82,16 @@ class Store(ABC):
 
     # -- fleet coordination (every rule is one conditional UPDATE, so racing workers agree) --------
     @abstractmethod
+    def job_counters(self, job_id: int) -> JobCounters:
+        """Status, cancel flag and trials started: what a worker checks between trials, cheaply."""
+
+    @abstractmethod
     def claim_trial_slot(self, job_id: int, cap: int | None) -> bool:
         """Count one more trial started for the job; False once ``cap`` trials have started."""
+
+    @abstractmethod
+    def release_trial_slot(self, job_id: int) -> None:
+        """Give back a slot claimed for a trial that never started."""
 
     @abstractmethod
     def request_cancel(self, job_id: int) -> JobRecord:
@@ -152,6 +163,34 @@ class Store(ABC):
     def version_for_job(self, job_id: int) -> ModelVersionRecord | None: ...
 
     # -- views ----------------------------------------------------------------------------------
+    # -- aliases (the registry) -----------------------------------------------------------------------
+    @abstractmethod
+    def move_alias(
+        self,
+        model_name: str,
+        alias: str,
+        version_id: int | None,
+        *,
+        actor: str,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AliasEventRecord | None:
+        """Point ``alias`` at ``version_id`` (None: the version it pointed to before its last move)
+        and record the move, in one transaction serialized per model (a row lock on PostgreSQL, an
+        immediate transaction on SQLite), so racing moves never lose an event. Returns the event, or
+        None when the alias already points there (nothing moved, nothing recorded). Raises NotFound
+        for an unknown version and InputError for a version of another model or no previous one."""
+
+    @abstractmethod
+    def get_alias(self, model_name: str, alias: str) -> AliasRecord | None: ...
+
+    @abstractmethod
+    def list_aliases(self, model_name: str | None = None) -> list[AliasRecord]: ...
+
+    @abstractmethod
+    def list_alias_events(self, model_name: str, alias: str | None = None) -> list[AliasEventRecord]:
+        """The audit trail, oldest first."""
+
     @abstractmethod
     def leaderboard(self, job_id: int) -> list[dict[str, Any]]:
         """Rows of the ``leaderboard`` SQL view for one job, best rank first."""

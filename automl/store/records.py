@@ -66,6 +66,15 @@ class JobRecord(NewJob):
 
 
 @dataclass(frozen=True, kw_only=True)
+class JobCounters:
+    """The few job fields a busy worker polls between trials (one small query)."""
+
+    status: str
+    cancel_requested: bool
+    trials_started: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunRecord:
     id: int
     job_id: int
@@ -137,4 +146,29 @@ class NewModelVersion:
 class ModelVersionRecord(NewModelVersion):
     id: int
     version: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class AliasRecord:
+    """A name (``production``, ``staging``, ...) pointing at one version of a model."""
+
+    model_name: str
+    alias: str
+    version_id: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class AliasEventRecord:
+    """One move of an alias, on record: who, when, from which version to which, and why."""
+
+    id: int
+    model_name: str
+    alias: str
+    from_version_id: int | None
+    to_version_id: int | None
+    actor: str
+    reason: str | None
+    details: dict[str, Any] | None
     created_at: datetime

@@ -14,15 +14,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from automl.errors import NotFound, StoreConflict, StoreError, StoreUnavailable
+from automl.errors import InputError, NotFound, StoreConflict, StoreError, StoreUnavailable
 from automl.store import records as rec
 from automl.store.base import Store
 from automl.store.schema import ensure_schema
 from automl.store.tables import (
     JOB_STATUSES,
+    AliasEventRow,
     DatasetRow,
     JobRow,
     MetricRow,
+    ModelAliasRow,
     ModelVersionRow,
     RunRow,
 )
@@ -226,6 +228,15 @@ class SqlStore(Store):
             return _record(rec.JobRecord, row)
 
     # -- fleet coordination ---------------------------------------------------------------------
+    def job_counters(self, job_id: int) -> rec.JobCounters:
+        with self._session() as s:
+            row = s.execute(
+                select(JobRow.status, JobRow.cancel_requested, JobRow.trials_started).where(JobRow.id == job_id)
+            ).one_or_none()
+            if row is None:
+                raise NotFound(f"job {job_id} does not exist", hint="list them with `automl jobs list`")
+            return rec.JobCounters(status=row[0], cancel_requested=bool(row[1]), trials_started=int(row[2]))
+
     def claim_trial_slot(self, job_id: int, cap: int | None) -> bool:
         query = update(JobRow).where(JobRow.id == job_id, JobRow.status == "running")
         if cap is not None:
@@ -233,6 +244,14 @@ class SqlStore(Store):
         with self._session() as s:
             result = s.execute(query.values(trials_started=JobRow.trials_started + 1))
             return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def release_trial_slot(self, job_id: int) -> None:
+        with self._session() as s:
+            s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.trials_started > 0)
+                .values(trials_started=JobRow.trials_started - 1)
+            )
 
     def request_cancel(self, job_id: int) -> rec.JobRecord:
         with self._session() as s:
@@ -396,6 +415,100 @@ class SqlStore(Store):
         with self._session() as s:
             row = s.scalars(select(ModelVersionRow).where(ModelVersionRow.job_id == job_id)).first()
             return None if row is None else _record(rec.ModelVersionRecord, row)
+
+    # -- aliases --------------------------------------------------------------------------------
+    def _lock_model(self, s: Session, model_name: str) -> None:
+        """Serialize alias moves of one model until the transaction ends."""
+        if is_sqlite(self.url):
+            # The write lock now, before anything is read: racing movers queue here (busy_timeout).
+            s.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            s.execute(
+                select(ModelVersionRow.id)
+                .where(ModelVersionRow.model_name == model_name)
+                .order_by(ModelVersionRow.id)
+                .limit(1)
+                .with_for_update()
+            )
+
+    def move_alias(
+        self,
+        model_name: str,
+        alias: str,
+        version_id: int | None,
+        *,
+        actor: str,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> rec.AliasEventRecord | None:
+        with self._session() as s:
+            self._lock_model(s, model_name)
+            current = s.get(ModelAliasRow, (model_name, alias), populate_existing=True)
+            if version_id is None:
+                if current is None:
+                    raise InputError(
+                        f"{model_name}@{alias} points at no version, so there is nothing to roll back",
+                        hint=f"name the version: `automl rollback {model_name} --to VERSION_ID`",
+                    )
+                last = s.scalars(
+                    select(AliasEventRow)
+                    .where(AliasEventRow.model_name == model_name, AliasEventRow.alias == alias)
+                    .where(AliasEventRow.to_version_id == current.version_id)
+                    .where(AliasEventRow.from_version_id.is_not(None))
+                    .order_by(AliasEventRow.id.desc())
+                ).first()
+                if last is None or last.from_version_id is None:
+                    raise InputError(
+                        f"{model_name}@{alias} has pointed at version id {current.version_id} only, "
+                        "so there is no earlier version to roll back to",
+                        hint=f"see the versions with `automl models versions {model_name}`",
+                    )
+                version_id = last.from_version_id
+            target = s.get(ModelVersionRow, version_id)
+            if target is None:
+                raise NotFound(
+                    f"model version id {version_id} does not exist",
+                    hint=f"see the versions with `automl models versions {model_name}`",
+                )
+            if target.model_name != model_name:
+                raise InputError(
+                    f"version id {version_id} belongs to model '{target.model_name}', not '{model_name}'",
+                    hint=f"see the versions with `automl models versions {model_name}`",
+                )
+            if current is not None and current.version_id == version_id:
+                return None
+            moved_at = now()
+            from_id = current.version_id if current is not None else None
+            if current is None:
+                s.add(ModelAliasRow(model_name=model_name, alias=alias, version_id=version_id, updated_at=moved_at))
+            else:
+                current.version_id, current.updated_at = version_id, moved_at
+            event = AliasEventRow(
+                model_name=model_name, alias=alias, from_version_id=from_id, to_version_id=version_id,
+                actor=actor, reason=reason, details=details, created_at=moved_at,
+            )  # fmt: skip
+            s.add(event)
+            s.flush()
+            return _record(rec.AliasEventRecord, event)
+
+    def get_alias(self, model_name: str, alias: str) -> rec.AliasRecord | None:
+        with self._session() as s:
+            row = s.get(ModelAliasRow, (model_name, alias))
+            return None if row is None else _record(rec.AliasRecord, row)
+
+    def list_aliases(self, model_name: str | None = None) -> list[rec.AliasRecord]:
+        with self._session() as s:
+            query = select(ModelAliasRow).order_by(ModelAliasRow.model_name, ModelAliasRow.alias)
+            if model_name is not None:
+                query = query.where(ModelAliasRow.model_name == model_name)
+            return [_record(rec.AliasRecord, r) for r in s.scalars(query).all()]
+
+    def list_alias_events(self, model_name: str, alias: str | None = None) -> list[rec.AliasEventRecord]:
+        with self._session() as s:
+            query = select(AliasEventRow).where(AliasEventRow.model_name == model_name).order_by(AliasEventRow.id)
+            if alias is not None:
+                query = query.where(AliasEventRow.alias == alias)
+            return [_record(rec.AliasEventRecord, r) for r in s.scalars(query).all()]
 
     # -- views ----------------------------------------------------------------------------------
     def leaderboard(self, job_id: int) -> list[dict[str, Any]]:

@@ -156,6 +156,25 @@ def test_create_and_claim_job(store: SqlStore) -> None:
     assert store.claim_job(999_999) is False
 
 
+def test_trial_slots_are_counted_against_the_cap_and_can_be_given_back(store: SqlStore) -> None:
+    job = create_job(store)
+    assert store.claim_trial_slot(job.id, 2) is False  # a queued job runs no trials
+    store.claim_job(job.id)
+    assert store.claim_trial_slot(job.id, 2) is True
+    assert store.claim_trial_slot(job.id, 2) is True
+    assert store.claim_trial_slot(job.id, 2) is False
+    assert store.job_counters(job.id).trials_started == 2
+    store.release_trial_slot(job.id)  # a slot claimed for a trial that never ran
+    assert store.claim_trial_slot(job.id, 2) is True
+    assert store.claim_trial_slot(job.id, None) is True  # no cap
+    counters = store.job_counters(job.id)
+    assert (counters.status, counters.cancel_requested, counters.trials_started) == ("running", False, 3)
+    store.request_cancel(job.id)
+    assert store.job_counters(job.id).cancel_requested is True
+    with pytest.raises(NotFound):
+        store.job_counters(999_999)
+
+
 def test_update_job_fields(store: SqlStore) -> None:
     job = create_job(store)
     updated = store.update_job(
