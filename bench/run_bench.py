@@ -178,7 +178,11 @@ def write_results(results: list[dict[str, Any]], budget: float) -> None:
         )
     lines += ["", f"**Summary vs FLAML: {tally[1]} wins, {tally[0]} ties, {tally[-1]} losses** "
               "(a tie is within 0.1 % of the score).", ""]  # fmt: skip
-    (REPO / "bench" / "RESULTS.md").write_text("\n".join(lines))
+    # Replace the engine section only: the other sections (fleet, MLP, serving) come from other scripts.
+    path = REPO / "bench" / "RESULTS.md"
+    old = path.read_text() if path.exists() else ""
+    rest = old[old.index("\n## ") :] if "\n## " in old else ""
+    path.write_text("\n".join(lines) + rest)
 
 
 def main() -> None:

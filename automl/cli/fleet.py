@@ -63,10 +63,27 @@ def submit(
     trials: int | None = typer.Option(None, "--trials", help="Override budget.trials."),
     parallel: int = typer.Option(4, "--parallel", help="Trial tasks fanned out per job (up to one per worker)."),
     wait: bool = typer.Option(False, "--wait", help="Follow the jobs until they end."),
+    report: Path | None = typer.Option(
+        None,
+        "--report",
+        help="With --wait: write each job's HTML report when it ends (several specs: PATH gets -job<ID> added).",
+    ),
 ) -> None:
     """Validate specs, register their datasets in the artifact store, queue the jobs for the fleet."""
     from automl.pipeline import submit_job
     from automl.spec import load_spec_file
+
+    if report is not None and not wait:
+        from automl.errors import InputError
+
+        raise InputError(
+            "--report needs --wait: the report is written when the job ends",
+            hint=f"add --wait, or write it later with `automl report JOB_ID --output {report}`",
+        )
+    if report is not None:
+        from automl.report import check_output
+
+        check_output(report)
 
     loaded = [load_spec_file(path) for path in spec_files]  # every spec valid before any job is queued
     store, app = open_store(), _celery()
@@ -78,6 +95,12 @@ def submit(
         ids.append(job.id)
     if wait:
         failed = [job_id for job_id in ids if _follow(store, job_id).status != "succeeded"]
+        if report is not None:
+            from automl.cli.report import write_and_print
+
+            for job_id in ids:
+                path = report if len(ids) == 1 else report.with_name(f"{report.stem}-job{job_id}{report.suffix}")
+                write_and_print(store, job_id, path)
         if failed:
             raise typer.Exit(1)
 
@@ -148,14 +171,14 @@ def status(
 
 
 def cancel(job_id: int = typer.Argument(..., help="Job id.")) -> None:
-    """Cancel a job: a queued one never starts; running trials stop at their next fold."""
+    """Cancel a job: a queued one never starts; running trials stop at their next check (a fold or a heartbeat)."""
     job = open_store().request_cancel(job_id)
     if job.status == "cancelled":
         console().print(f"job {job_id} cancelled")
     elif job.done:
         console().print(f"job {job_id} already ended: {job.status}")
     else:
-        console().print(f"job {job_id}: cancel requested; its trials stop at their next fold")
+        console().print(f"job {job_id}: cancel requested; its running trials stop at their next check")
 
 
 def resume(

@@ -48,12 +48,19 @@ def run(
     time_s: float | None = typer.Option(None, "--time", help="Override budget.time_s (seconds)."),
     trials: int | None = typer.Option(None, "--trials", help="Override budget.trials."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    report: Path | None = typer.Option(
+        None, "--report", help="At the end, write the job's HTML report to this file (even if the job failed)."
+    ),
 ) -> None:
     """Run a job in this process on the configured store; end with a summary and the leaderboard."""
     from automl.pipeline import run_job, submit_job
     from automl.spec import load_spec_file
 
     loaded = load_spec_file(spec_file)
+    if report is not None:
+        from automl.report import check_output
+
+        check_output(report)
     store = open_store()
     job = submit_job(store, artifacts(), loaded, time_s=time_s, trials=trials)
     out = console()
@@ -76,6 +83,10 @@ def run(
     if not quiet:
         _leaderboard_table(store, job.id, top=10, family=None, output="table")
     job_summary(final)
+    if report is not None:
+        from automl.cli.report import write_and_print
+
+        write_and_print(store, job.id, report)
     if final.status != "succeeded":
         raise typer.Exit(1)
 
