@@ -24,7 +24,15 @@ from automl.artifacts import ArtifactStore
 from automl.errors import AutomlError, BudgetExhausted, NoSuccessfulTrial
 from automl.spec import JobSpec, LoadedSpec
 from automl.store.base import Store
-from automl.store.records import JobRecord, NewJob, NewMetric, NewModelVersion, RunRecord, RunResult
+from automl.store.records import (
+    JobRecord,
+    ModelVersionRecord,
+    NewJob,
+    NewMetric,
+    NewModelVersion,
+    RunRecord,
+    RunResult,
+)
 
 
 @dataclass(frozen=True)
@@ -234,7 +242,9 @@ def finalize_job(store: Store, artifacts: ArtifactStore, ctx: JobContext, wall_e
     metric = data.metric
     existing = store.version_for_job(job.id)
     if existing is not None:  # a finalizer that died after registering: the version stands
-        return job
+        if "promotion" not in (job.summary or {}):
+            apply_promotion(store, artifacts, ctx, existing)
+        return store.get_job(job.id)
     ranked = _ranked(store.list_runs(job.id), metric.greater_is_better)
     if not ranked:
         raise NoSuccessfulTrial(
@@ -384,7 +394,77 @@ def finalize_job(store: Store, artifacts: ArtifactStore, ctx: JobContext, wall_e
         "classes": data.classes,
     }
     store.update_job(job.id, summary={**(store.get_job(job.id).summary or {}), **summary})
+    apply_promotion(store, artifacts, ctx, version)
     return store.get_job(job.id)
+
+
+def apply_promotion(
+    store: Store, artifacts: ArtifactStore, ctx: JobContext, version: ModelVersionRecord
+) -> dict[str, Any]:
+    """The spec's ``register.promote`` policy for the new version: ``never``; ``always``; or
+    ``if_better``: champion/challenger, where the version ``production`` points at is scored on
+    this job's holdout (in a child process) and the new one is promoted only if its score there is
+    better. The decision and both scores go in the job summary (``promotion``) and, when the alias
+    moves, in the ``alias_events`` row."""
+    from automl.metrics import is_better
+    from automl.registry import PRODUCTION, promote
+    from automl.sandbox import ChildCrashed, ChildError, ChildTimeout, run_in_child
+    from automl.training import score_saved_model
+
+    job, policy, metric = store.get_job(ctx.job.id), ctx.spec.register_.promote, ctx.data.metric
+    record: dict[str, Any] = {
+        "policy": policy,
+        "alias": PRODUCTION,
+        "metric": job.metric,
+        "challenger": {"version_id": version.id, "version": version.version, "holdout_score": version.holdout_score},
+        "champion": None,
+        "promoted": False,
+    }
+    current = store.get_alias(version.model_name, PRODUCTION)
+    if policy == "never":
+        record["decision"] = "not promoted: register.promote is never"
+    elif current is not None and current.version_id == version.id:
+        record["decision"] = "already in production"
+    elif policy == "always" or current is None:
+        record["promoted"] = True
+        record["decision"] = (
+            "promoted: register.promote is always"
+            if policy == "always"
+            else ("promoted: nothing was in production yet")
+        )
+    else:
+        champion = store.get_model_version(current.version_id)
+        record["champion"] = {"version_id": champion.id, "version": champion.version, "holdout_score": None}
+        try:
+            score = run_in_child(
+                score_saved_model,
+                (str(artifacts.root), champion.artifact_uri, champion.artifact_sha256, ctx.data),
+                time.monotonic() + 900.0,
+            )
+        except (ChildTimeout, ChildCrashed, ChildError) as exc:
+            record["decision"] = f"kept v{champion.version}: it could not be scored on this job's holdout ({exc})"
+        else:
+            record["champion"]["holdout_score"] = score
+            challenger = version.holdout_score
+            if challenger is not None and is_better(metric, challenger, score):
+                record["promoted"] = True
+                record["decision"] = (
+                    f"promoted: {job.metric} {challenger:.6g} beats v{champion.version}'s {score:.6g} on this holdout"
+                )
+            else:
+                record["decision"] = (
+                    f"kept v{champion.version}: its {job.metric} {score:.6g} on this holdout is not beaten "
+                    f"by {challenger if challenger is None else format(challenger, '.6g')}"
+                )
+    if record["promoted"]:
+        details = {k: record[k] for k in ("policy", "metric", "challenger", "champion")} | {"job_id": job.id}
+        event = promote(
+            store, artifacts, version.model_name, version.id, by=job.submitted_by,
+            reason=f"job {job.id}: register.promote={policy}", details=details,
+        )  # fmt: skip
+        record["event_id"] = event.id if event is not None else None
+    store.update_job(job.id, summary={**(store.get_job(job.id).summary or {}), "promotion": record})
+    return record
 
 
 # -- the local runner -----------------------------------------------------------------------------

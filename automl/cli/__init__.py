@@ -14,6 +14,9 @@ from automl.cli import datasets as datasets_cmd
 from automl.cli import db as db_cmd
 from automl.cli import fleet as fleet_cmd
 from automl.cli import jobs as jobs_cmd
+from automl.cli import models as models_cmd
+from automl.cli import report as report_cmd
+from automl.cli import serve as serve_cmd
 from automl.cli import specs as specs_cmd
 from automl.cli.common import console_err
 
@@ -28,9 +31,13 @@ app = typer.Typer(
 app.add_typer(datasets_cmd.app, name="datasets")
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(jobs_cmd.app, name="jobs")
+app.add_typer(models_cmd.app, name="models")
+models_cmd.register(app)
+serve_cmd.register(app)
 jobs_cmd.register(app)
 fleet_cmd.register(app, jobs_cmd.app)
 specs_cmd.register(app)
+report_cmd.register(app)
 
 
 def main() -> None:
