@@ -29,13 +29,13 @@ def _job(tmp_path: Path, url: str, artifacts: ArtifactStore, name: str, policy: 
         ensemble={"enabled": False},
         register={"model_name": "survival", "promote": policy},
     )
-    job = run_spec(open_store(url), artifacts, url, spec)
+    job = run_spec(open_store(url, auto_upgrade=True), artifacts, url, spec)
     assert job.status == "succeeded", (job.error_code, job.error_message)
     return job
 
 
 def test_promotion_policies(db_url: str, tmp_path: Path) -> None:
-    store, artifacts = open_store(db_url), ArtifactStore(tmp_path / "artifacts")
+    store, artifacts = open_store(db_url, auto_upgrade=True), ArtifactStore(tmp_path / "artifacts")
 
     never = _job(tmp_path, db_url, artifacts, "never", "never", weak=True)
     assert never.summary["promotion"]["promoted"] is False
