@@ -304,22 +304,6 @@ def _record(
     return family, "succeeded", cv, out["fit_seconds"]
 
 
-def run_trial(
-    study: optuna.Study,
-    data: JobData,
-    families: list[str],
-    store: Store,
-    artifacts: ArtifactStore,
-    job_id: int,
-    deadline: float,
-    worker: str,
-) -> tuple[str, str, float | None, float]:
-    """Ask the study for one configuration, cross-validate it in a child, record the run and tell
-    the study. Returns (family, status, cv_score, fit_seconds)."""
-    launched = _launch(_ask(study, data, families), data, store, job_id, worker, deadline)
-    return _record(_collect(launched, study, store, job_id), study, store, artifacts, job_id)
-
-
 def _account(progress: TuneProgress, metric: Metric, result: tuple[str, str, float | None, float]) -> None:
     family, status, score, fit_s = result
     progress.last_family = family
