@@ -20,6 +20,9 @@ demo: $(STAMP)
 	$(BIN)/automl datasets add jobspecs/data/titanic.csv --target survived
 	$(BIN)/automl run jobspecs/titanic.json
 	$(BIN)/automl leaderboard --model titanic
+	$(BIN)/automl models show titanic
+	head -4 jobspecs/data/titanic.csv > .automl/demo-rows.csv
+	$(BIN)/automl predict titanic --input .automl/demo-rows.csv --proba
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

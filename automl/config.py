@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "AUTOML_"
@@ -52,6 +52,20 @@ class Settings(BaseSettings):
         default=300.0,
         gt=0,
         description="A worker's trial task hands the job back to the queue after this long.",
+    )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for the server's admin endpoints (promote, rollback); unset disables them.",
+    )
+    alias_poll_s: float = Field(default=0.5, gt=0, description="How often `automl serve` re-reads aliases (seconds).")
+    model_cache_size: int = Field(
+        default=4, ge=1, description="Versions `automl serve` keeps loaded (at least those aliases point at)."
+    )
+    predict_concurrency: int = Field(
+        default=1,
+        ge=1,
+        description="Predictions one server process runs at once (more wait their turn). Tree ensembles "
+        "predict in Python under the GIL, so threads only slow each other down: scale with `--workers`.",
     )
 
 
