@@ -213,7 +213,10 @@ def tune_job(
     study = open_study(database_url, job.id, spec.seed, ctx.data.metric)
     enqueue_defaults(study, ctx.families, job.task)
     recover_stale(study, store, job.id, lease_s)
-    limits = TuneLimits(wall_end_of(job), spec.budget.trials, spec.budget.trial_time_s, spec.ensemble.max_size)
+    from automl.training import TF_IMPORT_S
+
+    extra = TF_IMPORT_S if "mlp" in ctx.families else 0.0
+    limits = TuneLimits(wall_end_of(job), spec.budget.trials, spec.budget.trial_time_s, spec.ensemble.max_size, extra)
     progress = TuneProgress(time.monotonic(), spec.budget.time_s)
     return tune(study, ctx.data, ctx.families, store, artifacts, job.id, limits, progress, on_progress, worker, stop_at)
 
@@ -304,7 +307,7 @@ def finalize_job(store: Store, artifacts: ArtifactStore, ctx: JobContext, wall_e
         deadline = (wall_end - 0.5) if wall_end is not None else time.monotonic() + 7 * 24 * 3600.0
         key = f"jobs/{job.id}/members/trial-{run.trial_number}.joblib"
         try:
-            out = run_in_child(refit, (data, run.family, run.params, str(artifacts.root), key), deadline)
+            out = run_in_child(refit, (data, run.family, run.params, str(artifacts.root), key, deadline), deadline)
         except (ChildTimeout, ChildCrashed, ChildError) as exc:
             if run.id == best.id:
                 raise BudgetExhausted(

@@ -125,6 +125,20 @@ def worth_checking(fold: int, folds: int, elapsed_s: float) -> bool:
     return remaining > 0 and elapsed_s / (fold + 1) * remaining >= CHECK_MIN_REMAINING_S
 
 
+TF_IMPORT_S = 6.0  # importing TensorFlow in a fresh trial process, a generous estimate
+
+
+def net_time_s(deadline: float, parts: int, after_s: float = 0.0) -> float:
+    """Training time a neural net may take so that ``parts`` fits (and ``after_s`` of work after
+    them) end by ``deadline``: its clock starts after TensorFlow is imported and the net built."""
+    import sys
+
+    left = deadline - time.monotonic() - after_s
+    if "tensorflow" not in sys.modules:
+        left -= TF_IMPORT_S
+    return max(1.0, left / max(parts, 1))
+
+
 def _epoch_asker(channel: Channel, stopped: list[str]) -> Any:
     """The MLP's epoch reporter: at each checkpoint, send ``("epoch", epoch, val_loss)`` and stop
     training when the reply is prune or cancel."""
@@ -167,8 +181,7 @@ def cross_validate(
         stopped: list[str] = []
         if family == "mlp":
             if deadline is not None:  # the net stops itself when its share of the time is used
-                share = (deadline - time.monotonic()) / (len(data.folds) - k)
-                model.set_params(model__max_time_s=max(1.0, share))
+                model.set_params(model__max_time_s=net_time_s(deadline, len(data.folds) - k))
             watch = epoch_reporter(_epoch_asker(channel, stopped) if k == 0 else None)
         start = time.perf_counter()
         with watch:
@@ -199,13 +212,23 @@ def cross_validate(
 
 
 def refit(
-    channel: Channel, data: JobData, family: str, params: dict[str, Any], artifact_root: str, key: str
+    channel: Channel,
+    data: JobData,
+    family: str,
+    params: dict[str, Any],
+    artifact_root: str,
+    key: str,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
-    """Fit on all training rows, save the fitted pipeline, and predict the holdout."""
+    """Fit on all training rows, save the fitted pipeline, and predict the holdout. A neural net is
+    given the time left before ``deadline`` (less room to predict and save) and stops there."""
     from automl.artifacts import ArtifactStore
 
     _limit_threads(data.n_jobs)
     model = build(data, family, params)
+    if family == "mlp" and deadline is not None:
+        room = max(1.0, 0.1 * (deadline - time.monotonic()))
+        model.set_params(model__max_time_s=net_time_s(deadline, 1, after_s=room))
     start = time.perf_counter()
     model.fit(data.X, data.y)
     fit_seconds = time.perf_counter() - start

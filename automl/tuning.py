@@ -99,6 +99,7 @@ class TuneLimits:
     trial_cap: int | None
     trial_time_s: float | None
     ensemble_size: int
+    refit_extra_s: float = 0.0  # fixed start-up cost of a final refit (importing TensorFlow for a net)
 
 
 def reserve_seconds(progress: TuneProgress, folds: int, limits: TuneLimits, greater_is_better: bool) -> float:
@@ -112,7 +113,8 @@ def reserve_seconds(progress: TuneProgress, folds: int, limits: TuneLimits, grea
     top = [fit for _, fit in ranked[: min(3, limits.ensemble_size)]]
     # A refit sees all K folds' rows where a CV fit saw K-1 of them.
     per_refit = [s / folds * folds / max(folds - 1, 1) for s in top]
-    return min(max(floor, 1.5 * sum(per_refit) + 1.0), 0.35 * progress.wall_s)
+    cap = min(0.35 * progress.wall_s + limits.refit_extra_s, 0.5 * progress.wall_s)
+    return min(max(floor, 1.5 * sum(per_refit) + 1.0 + limits.refit_extra_s), cap)
 
 
 def _save_oof(artifacts: ArtifactStore, job_id: int, number: int, oof: np.ndarray) -> str:
