@@ -239,7 +239,7 @@ def finalize_job(store: Store, artifacts: ArtifactStore, ctx: JobContext, wall_e
     from automl.metrics import holdout_report, is_better
     from automl.model import assemble
     from automl.sandbox import ChildCrashed, ChildError, ChildTimeout, run_in_child
-    from automl.training import refit
+    from automl.training import TF_IMPORT_S, refit
 
     data, spec, job = ctx.data, ctx.spec, store.get_job(ctx.job.id)
     metric = data.metric
@@ -289,7 +289,9 @@ def finalize_job(store: Store, artifacts: ArtifactStore, ctx: JobContext, wall_e
 
     def refit_estimate(run: RunRecord) -> float:
         # CV fit K models on (K-1)/K of the rows each; one refit on all rows costs about 1/(K-1) of that.
-        return 1.25 * (run.fit_seconds or 0.0) / max(folds - 1, 1)
+        # A net's refit process also imports TensorFlow first.
+        start_up = TF_IMPORT_S if run.family == "mlp" else 0.0
+        return 1.25 * (run.fit_seconds or 0.0) / max(folds - 1, 1) + start_up
 
     if wall_end is not None:
         remaining = wall_end - time.monotonic() - 0.5

@@ -107,13 +107,13 @@ def reserve_seconds(progress: TuneProgress, folds: int, limits: TuneLimits, grea
     if limits.wall_end is None or progress.wall_s is None:
         return 0.0
     floor = max(1.0, 0.03 * progress.wall_s)
+    cap = min(0.35 * progress.wall_s + limits.refit_extra_s, 0.5 * progress.wall_s)
     if not progress.scored:
-        return min(max(floor, 0.10 * progress.wall_s), 0.35 * progress.wall_s)
+        return min(max(floor, 0.10 * progress.wall_s) + limits.refit_extra_s, cap)
     ranked = sorted(progress.scored, key=lambda sf: sf[0], reverse=greater_is_better)
     top = [fit for _, fit in ranked[: min(3, limits.ensemble_size)]]
     # A refit sees all K folds' rows where a CV fit saw K-1 of them.
     per_refit = [s / folds * folds / max(folds - 1, 1) for s in top]
-    cap = min(0.35 * progress.wall_s + limits.refit_extra_s, 0.5 * progress.wall_s)
     return min(max(floor, 1.5 * sum(per_refit) + 1.0 + limits.refit_extra_s), cap)
 
 
