@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,8 +40,8 @@ def pg_server() -> None:
         pytest.skip(f"PostgreSQL unreachable: {problem}")
 
 
-@pytest.fixture
-def pg_url(pg_server: None) -> Iterator[str]:
+@contextmanager
+def pg_schema_url() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh, empty schema (dropped afterwards)."""
     import psycopg
 
@@ -52,6 +53,25 @@ def pg_url(pg_server: None) -> Iterator[str]:
     finally:
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@contextmanager
+def backend_url(request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
+    """Like ``db_url``, for a fixture of any scope parametrized over ``["sqlite", "postgresql"]``:
+    an SQLite file in ``folder``, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{folder / 'store.db'}"
+        return
+    request.getfixturevalue("pg_server")
+    with pg_schema_url() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url(pg_server: None) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh, empty schema (dropped afterwards)."""
+    with pg_schema_url() as url:
+        yield url
 
 
 @pytest.fixture

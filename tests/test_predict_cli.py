@@ -4,9 +4,7 @@ with the HTTP server (:func:`automl.predict.validate_records`)."""
 from __future__ import annotations
 
 import sys
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ from automl.predict import validate_records
 from automl.store import open_store
 from automl.store.base import Store
 from automl.store.records import ModelVersionRecord
-from tests.conftest import DATA, PG_DSN, PG_URL
+from tests.conftest import DATA, backend_url
 from tests.engine_helpers import run_spec, write_spec
 
 DATASETS = {  # model name → (file, dataset spec, task)
@@ -119,30 +117,11 @@ class Env:
     versions: dict[str, ModelVersionRecord]
 
 
-@contextmanager
-def _backend_url(request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
-    """Like conftest's ``db_url``, but for a whole module: an SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{folder / 'store.db'}"
-        return
-    request.getfixturevalue("pg_server")
-    import psycopg
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     """titanic, penguins and diabetes trained once per backend (tiny budgets), each in production."""
     folder = tmp_path_factory.mktemp(f"predict-{request.param}")
-    with _backend_url(request, folder) as url:
+    with backend_url(request, folder) as url:
         store = open_store(url, auto_upgrade=True)
         arts = ArtifactStore(folder / "artifacts")
         versions = {}

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from automl.serving import ServeSettings, create_app
 from automl.store import open_store
 from automl.store.base import Store
 from automl.store.records import ModelVersionRecord
-from tests.conftest import DATA, PG_DSN, PG_URL
+from tests.conftest import DATA, backend_url
 from tests.engine_helpers import run_spec, write_spec
 
 pytestmark = pytest.mark.slow
@@ -73,29 +72,10 @@ def _train(env_dir: Path, store: Store, arts: ArtifactStore, url: str, name: str
     return version
 
 
-@contextmanager
-def _backend_url(request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
-    """Like conftest's ``db_url``, but for a whole module: an SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{folder / 'store.db'}"
-        return
-    request.getfixturevalue("pg_server")
-    import psycopg
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     folder = tmp_path_factory.mktemp(f"serving-{request.param}")
-    with _backend_url(request, folder) as url:
+    with backend_url(request, folder) as url:
         store = open_store(url, auto_upgrade=True)
         arts = ArtifactStore(folder / "artifacts")
         versions = {
