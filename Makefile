@@ -36,8 +36,8 @@ schema: $(STAMP)
 	$(BIN)/automl schema -o jobspecs/jobspec.schema.json
 
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[bench]'
-	$(BIN)/python bench/run_bench.py
+	$(BIN)/python bench/run_bench.py --setup-peers
+	$(BIN)/python bench/run_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .automl .pytest_cache .mypy_cache .ruff_cache
