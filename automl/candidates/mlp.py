@@ -11,6 +11,10 @@ custom objects); early stopping on a held-out validation split, restoring the be
 optional wall-clock limit; and a per-epoch hook (:func:`set_epoch_reporter`) that lets a tuner
 prune a trial between epochs.
 
+Prediction runs the trained float32 weights through a float64 NumPy replica of the network
+(:func:`_outputs_float64`), so a row's prediction does not depend on the rows around it: Keras's
+float32 kernels round a row differently (by ~5e-8) depending on where it lands in a batch.
+
 A fitted estimator pickles its network as Keras-native ``.keras`` bytes with their sha256, and
 refuses to load bytes that do not match it.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import math
 import os
 import tempfile
@@ -44,6 +49,9 @@ NAME = "mlp"
 # Below this many rows the tree families and the linear baseline win almost always, and a
 # network's validation split leaves too few rows to stop on.
 MIN_ROWS = 1_000
+# A trial imports TensorFlow (4-6 s) and trains for seconds to minutes: below this budget the tree
+# families use the time better (measured in bench/mlp_bench.py: the net never won at 30-60 s).
+MIN_BUDGET_S = 600.0
 # One-hot categoricals make wide, sparse inputs where trees are the better bet.
 MAX_CATEGORICAL_SHARE = 0.5
 WARMUP_EPOCHS = 3  # linear warm-up, capped at a tenth of max_epochs
@@ -160,14 +168,124 @@ def _from_bytes(data: bytes, sha256: str, owner: str) -> Any:
 
 
 def _outputs(model: Any, X: np.ndarray, dtype: type[np.floating[Any]]) -> np.ndarray:
-    """The network's outputs for ``X`` in inference mode, computed in chunks.
+    """The network's float32 outputs for ``X`` in inference mode, computed in chunks by Keras.
 
     Calling the model eagerly, rather than ``Model.predict``, avoids tracing a predict function
-    for every fitted model (most of a second per cross-validation fold) and keeps each row's
-    output independent of the rows beside it.
+    for every fitted model (most of a second per cross-validation fold). Training uses this for
+    its held-out loss. A row's float32 output can still differ by a few ulps (~5e-8) with its
+    position in a batch, as the matmul kernels block rows differently; predictions therefore go
+    through :func:`_outputs_float64`.
     """
     parts = [model(X[i : i + PREDICT_CHUNK], training=False).numpy() for i in range(0, len(X), PREDICT_CHUNK)]
     return np.concatenate(parts).astype(dtype, copy=False)
+
+
+_Step = Callable[[np.ndarray], np.ndarray]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return np.asarray(np.exp(-np.logaddexp(0.0, -x)))  # no overflow warning for large |x|
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return np.asarray(e / e.sum(axis=-1, keepdims=True))
+
+
+def _affine(kernel: np.ndarray | None, scale: np.ndarray | None, shift: np.ndarray | None) -> _Step:
+    """``x @ kernel * scale + shift``, each part optional."""
+
+    def step(x: np.ndarray) -> np.ndarray:
+        if kernel is not None:
+            x = x @ kernel
+        if scale is not None:
+            x = x * scale
+        return x if shift is None else x + shift
+
+    return step
+
+
+def _float64_steps(model: Any) -> list[_Step] | None:
+    """The inference pass of ``model`` as NumPy float64 steps, or None for a network it cannot mirror.
+
+    It mirrors exactly the layers :meth:`_KerasMLP._network` builds, as a single chain: ``Dense``
+    (linear, ReLU, sigmoid or softmax), ``BatchNormalization`` on its moving statistics,
+    ``Activation`` and ``Dropout`` (the identity at inference). Anything else (another layer, a
+    quantised or LoRA ``Dense``, batch renormalisation, a branching graph) gives None.
+    """
+    keras = _keras()
+    activations: dict[Any, _Step] = {
+        keras.activations.linear: lambda x: x,
+        keras.activations.relu: lambda x: np.maximum(x, 0.0),
+        keras.activations.sigmoid: _sigmoid,
+        keras.activations.softmax: _softmax,
+    }
+
+    def weights(variable: Any) -> np.ndarray:
+        # Variable.numpy(), not keras.ops.convert_to_numpy, which warns under NumPy 2 (copy=False).
+        return np.asarray(variable.numpy(), dtype=np.float64)
+
+    layers = list(getattr(model, "layers", []))
+    if (
+        not layers
+        or type(layers[0]) is not keras.layers.InputLayer
+        or len(model.inputs) != 1
+        or len(model.outputs) != 1
+        or model.outputs[0] is not layers[-1].output
+        or any(layer.input is not before.output for before, layer in itertools.pairwise(layers))
+    ):
+        return None
+    steps: list[_Step] = []
+    for layer in layers[1:]:
+        kind = type(layer)
+        if kind is keras.layers.Dropout:
+            continue
+        if kind is keras.layers.Activation:
+            if layer.activation not in activations:
+                return None
+            steps.append(activations[layer.activation])
+        elif kind is keras.layers.Dense:
+            if getattr(layer, "quantization_mode", None) or getattr(layer, "lora_enabled", False):
+                return None
+            if layer.activation not in activations:
+                return None
+            bias = None if layer.bias is None else weights(layer.bias)
+            steps += [_affine(weights(layer.kernel), None, bias), activations[layer.activation]]
+        elif kind is keras.layers.BatchNormalization:
+            if layer.axis not in (-1, 1) or getattr(layer, "renorm", False):
+                return None
+            # As tf.nn.batch_normalization: x * inv + (beta - mean * inv), inv = gamma / sqrt(var + eps).
+            inv = 1.0 / np.sqrt(weights(layer.moving_variance) + float(layer.epsilon))
+            if layer.scale:
+                inv = inv * weights(layer.gamma)
+            shift = -weights(layer.moving_mean) * inv
+            if layer.center:
+                shift = shift + weights(layer.beta)
+            steps.append(_affine(None, inv, shift))
+        else:
+            return None
+    return steps
+
+
+def _outputs_float64(model: Any, X: np.ndarray) -> np.ndarray:
+    """The network's outputs for ``X``, computed in float64 with NumPy from its float32 weights.
+
+    Float64 keeps the rounding of each row's result ~1e-16 relative, so a row's prediction does
+    not depend, at any tolerance that matters, on the rows beside it or on its position in the
+    input (scikit-learn's sample-order and subset invariance checks; float32 differs by ~5e-8),
+    and softmax and sigmoid are computed at that precision too. A network
+    :func:`_float64_steps` cannot mirror falls back to Keras's float32 outputs.
+    """
+    steps = _float64_steps(model)
+    if steps is None:
+        return _outputs(model, X, np.float64)
+    parts = []
+    for i in range(0, len(X), PREDICT_CHUNK):
+        x = np.asarray(X[i : i + PREDICT_CHUNK], dtype=np.float64)
+        for step in steps:
+            x = step(x)
+        parts.append(x)
+    return np.concatenate(parts)
 
 
 # Loss objects (not the bare functions, which broadcast an (n,) target against (n, 1) outputs).
@@ -457,10 +575,13 @@ class _KerasMLP(BaseEstimator):  # type: ignore[misc]
     # -- prediction ---------------------------------------------------------------------------
 
     def _forward(self, X: Any) -> np.ndarray:
-        """The network's outputs for ``X``, in float64."""
+        """The network's outputs for ``X``, computed in float64 (see :func:`_outputs_float64`).
+
+        ``X`` is first rounded to float32, the precision the network was trained on.
+        """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float32)
-        return _outputs(self.model_, X, np.float64)
+        return _outputs_float64(self.model_, X)
 
     # -- pickling -----------------------------------------------------------------------------
 
@@ -516,7 +637,8 @@ class KerasMLPClassifier(ClassifierMixin, _KerasMLP):  # type: ignore[misc]
             p = np.clip(out[:, 0], 0.0, 1.0)
             return np.column_stack([1.0 - p, p])
         out = np.clip(out, 0.0, None)
-        # Float32 softmax sums to 1 only within ~1e-7; renormalise in float64.
+        # Renormalise in float64: a no-op bar rounding for the float64 softmax, and needed when
+        # the outputs come from Keras's float32 softmax (which sums to 1 only within ~1e-7).
         return np.asarray(out / out.sum(axis=1, keepdims=True))
 
     def predict(self, X: Any) -> np.ndarray:
@@ -602,6 +724,11 @@ def build(params: dict[str, Any], task: str, seed: int, n_jobs: int) -> BaseEsti
 
 
 def skip_reason(ctx: SelectionContext) -> str | None:
+    if ctx.time_budget_s is not None and ctx.time_budget_s < MIN_BUDGET_S:
+        return (
+            f"{NAME} deferred: a {ctx.time_budget_s:g} s budget < {MIN_BUDGET_S:g} s (one network trial would "
+            "take a large share of it; include it explicitly to try it anyway)"
+        )
     if ctx.rows < MIN_ROWS:
         return f"{NAME} skipped: {ctx.rows:,} rows < {MIN_ROWS:,} (a network needs more rows than the tree families)"
     if ctx.features and ctx.categorical / ctx.features > MAX_CATEGORICAL_SHARE:
