@@ -29,11 +29,24 @@ FAMILY_NAMES = (
     "extra_trees",
     "hist_gradient_boosting",
     "xgboost",
+    "lightgbm",
+    "catboost",
     "knn",
     "svm",
     "mlp",
 )
-Family = Literal["linear", "random_forest", "extra_trees", "hist_gradient_boosting", "xgboost", "knn", "svm", "mlp"]
+Family = Literal[
+    "linear",
+    "random_forest",
+    "extra_trees",
+    "hist_gradient_boosting",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "knn",
+    "svm",
+    "mlp",
+]
 METRIC_NAMES: dict[str, tuple[str, ...]] = {
     "binary": ("roc_auc", "log_loss", "accuracy", "balanced_accuracy", "f1", "f1_macro"),
     "multiclass": ("log_loss", "roc_auc", "accuracy", "balanced_accuracy", "f1_macro"),
@@ -77,6 +90,11 @@ class CandidatesSpec(_Strict):
 
 class CvSpec(_Strict):
     folds: int = Field(5, ge=2, le=20, description="K of K-fold cross-validation (stratified for classes).")
+    scheme: Literal["auto", "cv", "holdout"] = Field(
+        "auto",
+        description="How trials are validated: K-fold `cv`, one `holdout` split (a tenth of the training "
+        "rows), or `auto`: K-fold while rows x columns is small for the time budget, else a holdout split.",
+    )
 
 
 class EnsembleSpec(_Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,8 @@ SMALL = {
     "extra_trees": {"n_estimators": 20},
     "hist_gradient_boosting": {"max_iter": 20},
     "xgboost": {"n_estimators": 20},
+    "lightgbm": {"n_estimators": 20},
+    "catboost": {"n_estimators": 20},
 }
 
 
@@ -125,8 +128,8 @@ def test_build_rejects_prefixed_or_unknown_params(tasks: dict[str, Task]) -> Non
         build_estimator(
             "random_forest", {"random_forest__n_estimators": 5}, "binary", 0, 1, data.plan, data.profile
         )
-    with pytest.raises(InputError, match="lightgbm"):
-        build_estimator("lightgbm", {}, "binary", 0, 1, data.plan, data.profile)
+    with pytest.raises(InputError, match="tabpfn"):
+        build_estimator("tabpfn", {}, "binary", 0, 1, data.plan, data.profile)
 
 
 def _choices(ctx: SelectionContext, include: list[str] | None = None, exclude: Any = ()) -> dict[str, Any]:
@@ -140,6 +143,8 @@ def test_family_order_and_lookup() -> None:
         "extra_trees",
         "hist_gradient_boosting",
         "xgboost",
+        "lightgbm",
+        "catboost",
         "knn",
         "svm",
         "mlp",
@@ -158,6 +163,26 @@ def test_small_dataset_selects_every_family_but_the_network() -> None:
     assert "891" in choices["linear"].reason
     assert all(c.reason.startswith("selected:") for c in choices.values())
     assert _choices(SelectionContext("binary", rows=5_000, features=20, categorical=4))["mlp"].selected
+
+
+def test_the_network_is_deferred_at_small_budgets_unless_included() -> None:
+    ctx = SelectionContext("binary", rows=50_000, features=20, categorical=0, time_budget_s=60.0)
+    network = _choices(ctx)["mlp"]
+    assert not network.selected and "deferred" in network.reason and "60 s" in network.reason
+    assert _choices(ctx, include=["mlp"])["mlp"].selected
+    hour = SelectionContext("binary", rows=50_000, features=20, categorical=0, time_budget_s=3600.0)
+    assert _choices(hour)["mlp"].selected
+
+
+def test_forests_are_deferred_when_one_trial_would_take_a_large_share_of_the_budget() -> None:
+    diamonds = SelectionContext("regression", rows=43_152, features=9, categorical=3, time_budget_s=60.0)
+    choices = _choices(diamonds)
+    for name in ("random_forest", "extra_trees"):
+        assert not choices[name].selected and "deferred" in choices[name].reason
+    assert choices["lightgbm"].selected and choices["catboost"].selected
+    roomy = _choices(dataclasses.replace(diamonds, time_budget_s=600.0))
+    assert roomy["random_forest"].selected and roomy["extra_trees"].selected
+    assert _choices(diamonds, include=["random_forest"])["random_forest"].selected
 
 
 def test_size_rules() -> None:
@@ -192,8 +217,8 @@ def test_nothing_selected_is_a_spec_error() -> None:
     with pytest.raises(InputError) as info:
         select_candidates(big, ["linear"], ["linear"])
     assert info.value.code == "SPEC_INVALID"
-    with pytest.raises(InputError, match="'catboost'") as info:
-        select_candidates(ctx, ["catboost"], [])
+    with pytest.raises(InputError, match="'tabpfn'") as info:
+        select_candidates(ctx, ["tabpfn"], [])
     assert info.value.code == "SPEC_INVALID"
 
 

@@ -156,11 +156,11 @@ CASES: list[tuple[str, Mutation, str, str, str, str | None]] = [
     ),
     (
         "exclude-unknown",
-        set_(candidates={"exclude": ["lightgbm"]}),
+        set_(candidates={"exclude": ["tabpfn"]}),
         "SPEC_INVALID",
         "candidates.exclude[0]",
         "literal_error",
-        "lightgbm",
+        "tabpfn",
     ),
     (
         "include-exclude-overlap",

@@ -11,9 +11,11 @@ from typing import Any
 from sklearn.pipeline import Pipeline
 
 from automl.candidates import (
+    catboost,
     extra_trees,
     hist_gradient_boosting,
     knn,
+    lightgbm,
     linear,
     mlp,
     random_forest,
@@ -45,6 +47,8 @@ FAMILIES: dict[str, Family] = {
         extra_trees.FAMILY,
         hist_gradient_boosting.FAMILY,
         xgboost.FAMILY,
+        lightgbm.FAMILY,
+        catboost.FAMILY,
         knn.FAMILY,
         svm.FAMILY,
         mlp.FAMILY,  # imports TensorFlow only when one of its estimators fits, predicts or loads

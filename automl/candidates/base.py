@@ -30,6 +30,7 @@ class SelectionContext:
     rows: int
     features: int
     categorical: int
+    time_budget_s: float | None = None  # the job's wall-clock budget; None when only trials bound it
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,13 @@ from sklearn.base import BaseEstimator
 from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
 
 from automl.candidates.base import ALL_TASKS, Family, SelectionContext, is_classification
-from automl.candidates.random_forest import forest_defaults, forest_kwargs, suggest_forest
+from automl.candidates.random_forest import (
+    CELLS_PER_BUDGET_SECOND,
+    forest_defaults,
+    forest_kwargs,
+    forest_skip_reason,
+    suggest_forest,
+)
 
 NAME = "extra_trees"
 
@@ -21,6 +27,11 @@ def suggest(trial: optuna.trial.BaseTrial, task: str) -> dict[str, Any]:
 def build(params: dict[str, Any], task: str, seed: int, n_jobs: int) -> BaseEstimator:
     kwargs = forest_kwargs(params, seed, n_jobs)
     return ExtraTreesClassifier(**kwargs) if is_classification(task) else ExtraTreesRegressor(**kwargs)
+
+
+def skip_reason(ctx: SelectionContext) -> str | None:
+    # Random thresholds make a tree about twice as cheap as a forest's best split.
+    return forest_skip_reason(NAME, ctx, 2 * CELLS_PER_BUDGET_SECOND)
 
 
 def selected_reason(ctx: SelectionContext) -> str:
@@ -35,5 +46,6 @@ FAMILY = Family(
     defaults=forest_defaults,
     suggest=suggest,
     build=build,
+    skip_reason=skip_reason,
     selected_reason=selected_reason,
 )

@@ -19,6 +19,29 @@ MAX_FEATURES = ["sqrt", "log2", "0.5", "1.0"]
 MAX_DEPTH = [0, 4, 8, 16, 32]
 
 
+# A default forest trial (200 deep trees) costs roughly rows x features / this many seconds on one
+# core (measured: 39k x 9 diamonds rows, ~30 s on 2 cores). Above it, one trial would take more
+# than a sixth of the budget, better spent on boosting, so the family is deferred unless included.
+CELLS_PER_BUDGET_SECOND = 2_000
+
+
+def forest_skip_reason(name: str, ctx: SelectionContext, cells_per_second: float) -> str | None:
+    """Defer a forest family when one default trial would take a large share of the budget."""
+    if ctx.time_budget_s is None:
+        return None
+    cells = ctx.rows * max(ctx.features, 1)
+    if cells > cells_per_second * ctx.time_budget_s:
+        return (
+            f"{name} deferred: {ctx.rows:,} rows x {ctx.features} features is large for a "
+            f"{ctx.time_budget_s:g} s budget (one trial would take a large share of it; include it to try it anyway)"
+        )
+    return None
+
+
+def skip_reason(ctx: SelectionContext) -> str | None:
+    return forest_skip_reason(NAME, ctx, CELLS_PER_BUDGET_SECOND)
+
+
 def forest_defaults(task: str) -> dict[str, Any]:
     """scikit-learn's own defaults, with more trees."""
     return {
@@ -74,5 +97,6 @@ FAMILY = Family(
     defaults=forest_defaults,
     suggest=suggest,
     build=build,
+    skip_reason=skip_reason,
     selected_reason=selected_reason,
 )

@@ -1,0 +1,101 @@
+"""LightGBM and CatBoost: scikit-learn conformance, early stopping, the time cap, native
+categoricals with missing and unseen values."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from automl.candidates import build_estimator
+from automl.candidates.boosting import REFIT_MAX_ROWS
+from automl.candidates.catboost import CatBoostClassifier, CatBoostRegressor
+from automl.candidates.lightgbm import LightGBMClassifier, LightGBMRegressor
+from automl.model import predict_matrix
+from automl.preprocessing import plan_features
+from automl.profile import profile_frame, with_target
+from tests.conftest import SHARED_DATASETS
+
+SMALL = {"n_estimators": 30}
+
+
+@parametrize_with_checks(  # type: ignore[untyped-decorator]
+    [
+        LightGBMClassifier(params=SMALL),
+        LightGBMRegressor(params=SMALL),
+        CatBoostClassifier(params=SMALL),
+        CatBoostRegressor(params=SMALL),
+    ]
+)
+def test_boosters_conform_to_scikit_learn(estimator: Any, check: Any) -> None:
+    check(estimator)
+
+
+def _xy(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, 5))
+    y = (X[:, 0] + 0.5 * X[:, 1] + rng.normal(scale=0.8, size=rows) > 0).astype(int)
+    return X, y
+
+
+@pytest.mark.parametrize("cls", [LightGBMClassifier, CatBoostClassifier])
+def test_early_stopping_keeps_fewer_rounds_than_the_cap(cls: Any) -> None:
+    X, y = _xy(2_000)
+    model = cls(params={"n_estimators": 3000, "learning_rate": 0.3}, n_jobs=1).fit(X, y)
+    # Noisy labels and a high learning rate: the inner split stops boosting long before the cap.
+    assert 1 <= model.n_rounds_ < 1000
+    proba = model.predict_proba(X[:10])
+    assert proba.shape == (10, 2) and np.allclose(proba.sum(axis=1), 1.0)
+    assert len(X) <= REFIT_MAX_ROWS  # so the kept rounds were refit on every row
+
+
+@pytest.mark.parametrize("cls", [LightGBMRegressor, CatBoostRegressor])
+def test_the_time_cap_stops_boosting_and_keeps_a_model(cls: Any) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20_000, 20))
+    y = X @ rng.normal(size=20) + rng.normal(size=20_000)
+    params = {"n_estimators": 100_000, "learning_rate": 0.001}
+    started = time.monotonic()
+    model = cls(params=params, n_jobs=1, max_time_s=1.0).fit(X, y)
+    elapsed = time.monotonic() - started
+    assert model.n_rounds_ < 100_000
+    assert elapsed < 30  # loose: stopped by the cap, not by the rounds
+    assert np.isfinite(model.predict(X[:5])).all()
+
+
+TASKS = {
+    "binary": ("titanic", "survived", ["alive"]),
+    "multiclass": ("penguins", "species", []),
+    "regression": ("mpg", "mpg", []),
+}
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "catboost"])
+@pytest.mark.parametrize("task", list(TASKS))
+def test_raw_rows_with_missing_values_and_unseen_categories(family: str, task: str) -> None:
+    name, target, drop = TASKS[task]
+    frame = pd.read_csv(SHARED_DATASETS / f"{name}.csv").drop(columns=drop)
+    frame = frame[frame[target].notna()].reset_index(drop=True)
+    profile = with_target(profile_frame(frame), frame, target, task)
+    plan = plan_features(profile, target, [], list(profile.leaks), None)
+    categorical = plan.columns("categorical")
+    assert categorical, "each data set has a categorical feature"
+    model = build_estimator(family, {"n_estimators": 200}, task, 0, 1, plan, profile)
+    assert any(model.named_steps["model"].categorical_features or [])
+    X = frame.drop(columns=[target])
+    y = frame[target].to_numpy()
+    if task != "regression":
+        y = np.unique(y.astype(str), return_inverse=True)[1]
+    model.fit(X, y)
+    rows = X.head(6).astype(object)
+    rows.loc[0, categorical[0]] = "never seen before"
+    rows.loc[1, :] = np.nan  # every feature missing
+    n_classes = len(np.unique(y)) if task != "regression" else 0
+    prediction = predict_matrix(model, rows, task, n_classes)
+    assert np.isfinite(prediction).all()
+    if task != "regression":
+        assert prediction.shape == (6, n_classes) and np.allclose(prediction.sum(axis=1), 1.0)
