@@ -13,6 +13,7 @@ prediction happens in a child.
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing as mp
 import os
 import signal
@@ -63,6 +64,10 @@ class Channel:
 def _child_main(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
     # The parent may hold database connections: they were inherited, never touch them here.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Nothing inherited is collected here: a finalizer of the parent's objects (a TensorFlow
+    # function of a process that imported it, a driver's connection) must not run in a fork of it.
+    # It also keeps the inherited pages shared instead of copied on write.
+    gc.freeze()
     try:
         result = fn(Channel(conn), *args)
         conn.send(("result", result))

@@ -8,7 +8,7 @@ finalizer run in a child process (:mod:`automl.sandbox`).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,16 @@ from automl.model import predict_matrix
 from automl.preprocessing import FeaturePlan
 from automl.profile import DatasetProfile
 from automl.sandbox import Channel
+from automl.validation import (
+    HoldoutSplit,
+    Validation,
+    choose_validation,
+    make_folds,
+    refit_scale,
+    row_keys,
+    usable_split,
+    validated_rows,
+)
 
 PRUNE = "prune"
 CANCEL = "cancel"
@@ -47,6 +57,9 @@ class JobData:
     profile: DatasetProfile
     seed: int
     n_jobs: int
+    validation: Validation = field(default_factory=lambda: Validation("cv", 5, "5-fold cross-validation"))
+    split: HoldoutSplit = field(default_factory=lambda: HoldoutSplit("seeded", 0.2, 0))
+    holdout_keys: np.ndarray | None = None  # each holdout row's hash key in [0, 1)
 
     @property
     def metric(self) -> Metric:
@@ -55,6 +68,16 @@ class JobData:
     @property
     def n_classes(self) -> int:
         return len(self.classes or [])
+
+    @property
+    def validated(self) -> np.ndarray:
+        """Training rows with an out-of-fold prediction (all of them under K-fold)."""
+        return validated_rows(self.folds)
+
+    @property
+    def refit_scale(self) -> float:
+        """A refit on every training row costs about this times a trial's summed fit seconds."""
+        return refit_scale(self.folds, len(self.y))
 
 
 def prepare_data(
@@ -69,9 +92,18 @@ def prepare_data(
     folds: int,
     seed: int,
     n_jobs: int,
+    scheme: str = "cv",
+    time_budget_s: float | None = None,
+    id_column: str | None = None,
 ) -> JobData:
-    """Split off the holdout (stratified, seeded) before anything is tuned, then make the CV folds."""
-    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+    """Split off the holdout before anything is tuned, then make the validation folds: K-fold or
+    one split, by ``scheme`` (``auto`` decides from the size of the training rows and
+    ``time_budget_s``, see :mod:`automl.validation`).
+
+    The holdout is drawn by a stable hash of each row (of ``id_column`` when given): the same row
+    is held out whatever the seed, and in any later data set that contains it, so two jobs'
+    models can be compared on rows neither trained on (see :mod:`automl.promotion`)."""
+    from sklearn.model_selection import train_test_split
 
     frame = frame[frame[target].notna()].reset_index(drop=True)
     features = frame.drop(columns=[target])
@@ -86,19 +118,28 @@ def prepare_data(
         lookup = {c: i for i, c in enumerate(classes)}
         y = np.array([lookup[v.item() if isinstance(v, np.generic) else v] for v in raw_y], dtype=int)
         stratify = y if np.bincount(y).min() >= 2 else None
-    index = np.arange(len(frame))
-    train_idx, hold_idx = train_test_split(
-        index, test_size=holdout_fraction, random_state=seed, shuffle=True, stratify=stratify
-    )
+    keys = row_keys(frame, id_column)
+    hold_mask = keys < holdout_fraction
+    split = HoldoutSplit("row-hash", holdout_fraction, int(hold_mask.sum()))
+    if not usable_split(hold_mask, y if task != "regression" else None):
+        # Too few rows for a stable split to serve (an empty side, or a class missing from one):
+        # a seeded, stratified split instead. The promotion gate treats it as not comparable.
+        index = np.arange(len(frame))
+        train_idx, hold_idx = train_test_split(
+            index, test_size=holdout_fraction, random_state=seed, shuffle=True, stratify=stratify
+        )
+        hold_mask = np.isin(index, hold_idx)
+        split = HoldoutSplit("seeded", holdout_fraction, int(hold_mask.sum()))
+    train_idx, hold_idx = np.flatnonzero(~hold_mask), np.flatnonzero(hold_mask)
     train_idx, hold_idx = np.sort(train_idx), np.sort(hold_idx)
     X, X_hold = features.iloc[train_idx].reset_index(drop=True), features.iloc[hold_idx].reset_index(drop=True)
     y_train, y_hold = y[train_idx], y[hold_idx]
-    if task == "regression" or np.bincount(y_train).min() < folds:
-        splitter: Any = KFold(n_splits=folds, shuffle=True, random_state=seed)
-    else:
-        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    fold_list = [(np.asarray(a), np.asarray(b)) for a, b in splitter.split(X, y_train)]
-    return JobData(task, metric, classes, X, y_train, X_hold, y_hold, fold_list, plan, profile, seed, n_jobs)
+    validation = choose_validation(len(y_train), len(plan.features), time_budget_s, scheme, folds)
+    fold_list = make_folds(y_train, validation, task != "regression", seed)
+    return JobData(
+        task, metric, classes, X, y_train, X_hold, y_hold, fold_list, plan, profile, seed, n_jobs, validation,
+        split, keys[hold_idx],
+    )  # fmt: skip
 
 
 def build(data: JobData, family: str, params: dict[str, Any]) -> Any:
@@ -125,6 +166,10 @@ def worth_checking(fold: int, folds: int, elapsed_s: float) -> bool:
     return remaining > 0 and elapsed_s / (fold + 1) * remaining >= CHECK_MIN_REMAINING_S
 
 
+# Families whose fitted model is small enough to keep from a holdout-scheme trial (a forest grows
+# with rows x trees; a net lives in TensorFlow's own format).
+KEEP_TRIAL_MODEL = frozenset({"linear", "hist_gradient_boosting", "xgboost", "lightgbm", "catboost", "knn", "svm"})
+
 TF_IMPORT_S = 6.0  # importing TensorFlow in a fresh trial process, a generous estimate
 
 
@@ -137,6 +182,12 @@ def net_time_s(deadline: float, parts: int, after_s: float = 0.0) -> float:
     if "tensorflow" not in sys.modules:
         left -= TF_IMPORT_S
     return max(1.0, left / max(parts, 1))
+
+
+def time_share_s(deadline: float, parts: int) -> float:
+    """Seconds one of ``parts`` remaining fits may train so that all of them (with their
+    predictions) end by ``deadline``."""
+    return max(0.5, 0.85 * (deadline - time.monotonic()) / max(parts, 1))
 
 
 def _epoch_asker(channel: Channel, stopped: list[str]) -> Any:
@@ -183,6 +234,10 @@ def cross_validate(
             if deadline is not None:  # the net stops itself when its share of the time is used
                 model.set_params(model__max_time_s=net_time_s(deadline, len(data.folds) - k))
             watch = epoch_reporter(_epoch_asker(channel, stopped) if k == 0 else None)
+        elif deadline is not None and "max_time_s" in model.named_steps["model"].get_params():
+            # Boosted trees stop adding rounds when their share of the time is used, and keep
+            # what they have, rather than being killed with nothing.
+            model.set_params(model__max_time_s=time_share_s(deadline, len(data.folds) - k))
         start = time.perf_counter()
         with watch:
             model.fit(data.X.iloc[train], data.y[train])
@@ -207,8 +262,23 @@ def cross_validate(
             return {"stopped": reply, "fold_scores": scores, "fit_seconds": fit_seconds, "work_seconds": work,
                     "curves": curves}  # fmt: skip
     work = time.perf_counter() - began
-    return {"stopped": None, "fold_scores": scores, "fit_seconds": fit_seconds, "work_seconds": work, "oof": oof,
-            "curves": curves}  # fmt: skip
+    result = {"stopped": None, "fold_scores": scores, "fit_seconds": fit_seconds, "work_seconds": work, "oof": oof,
+              "curves": curves}  # fmt: skip
+    if data.validation.scheme == "holdout" and family in KEEP_TRIAL_MODEL:
+        result["model"] = model  # the one fit of this trial: the finalizer may register it as it is
+    return result
+
+
+def _final_fit_model(data: JobData, family: str, params: dict[str, Any], deadline: float | None) -> Any:
+    """The unfitted pipeline of a final fit: a net gets the time left before ``deadline`` (less
+    room to predict and save), boosted trees stop adding rounds there."""
+    model = build(data, family, params)
+    if family == "mlp" and deadline is not None:
+        room = max(1.0, 0.1 * (deadline - time.monotonic()))
+        model.set_params(model__max_time_s=net_time_s(deadline, 1, after_s=room))
+    elif deadline is not None and "max_time_s" in model.named_steps["model"].get_params():
+        model.set_params(model__max_time_s=time_share_s(deadline, 1))
+    return model
 
 
 def refit(
@@ -225,16 +295,62 @@ def refit(
     from automl.artifacts import ArtifactStore
 
     _limit_threads(data.n_jobs)
-    model = build(data, family, params)
-    if family == "mlp" and deadline is not None:
-        room = max(1.0, 0.1 * (deadline - time.monotonic()))
-        model.set_params(model__max_time_s=net_time_s(deadline, 1, after_s=room))
+    model = _final_fit_model(data, family, params, deadline)
     start = time.perf_counter()
     model.fit(data.X, data.y)
     fit_seconds = time.perf_counter() - start
     holdout = predict_matrix(model, data.X_holdout, data.task, data.n_classes)
     sha = ArtifactStore(artifact_root).put_object(key, model)
     return {"key": key, "sha256": sha, "holdout": holdout, "fit_seconds": fit_seconds}
+
+
+def fit_all_rows(
+    channel: Channel,
+    data: JobData,
+    family: str,
+    params: dict[str, Any],
+    artifact_root: str,
+    key: str,
+    deadline: float | None = None,
+) -> dict[str, Any]:
+    """Fit on every row the job was given (training + holdout) and save the fitted pipeline: the
+    model that is registered, once the holdout has been scored with a fit that never saw it."""
+    from automl.artifacts import ArtifactStore
+
+    _limit_threads(data.n_jobs)
+    X = pd.concat([data.X, data.X_holdout], ignore_index=True)
+    y = np.concatenate([data.y, data.y_holdout])
+    model = _final_fit_model(data, family, params, deadline)
+    start = time.perf_counter()
+    model.fit(X, y)
+    fit_seconds = time.perf_counter() - start
+    sha = ArtifactStore(artifact_root).put_object(key, model)
+    return {"key": key, "sha256": sha, "fit_seconds": fit_seconds, "rows": len(y)}
+
+
+def predict_trial_model(channel: Channel, data: JobData, artifact_root: str, key: str, sha256: str) -> dict[str, Any]:
+    """The holdout prediction of a model a trial fitted (on its validation split's training rows),
+    in the shape :func:`refit` returns, for a member that is registered without a refit."""
+    from automl.artifacts import ArtifactStore
+
+    _limit_threads(data.n_jobs)
+    model = ArtifactStore(artifact_root).get_object(key, sha256)
+    holdout = predict_matrix(model, data.X_holdout, data.task, data.n_classes)
+    return {"key": key, "sha256": sha256, "holdout": holdout, "fit_seconds": 0.0, "reused": True}
+
+
+def _saved_prediction(model: Any, data: JobData, X: pd.DataFrame) -> np.ndarray:
+    """A saved model's prediction (it answers in labels) as this job's matrix over its class codes;
+    classes it does not know get probability 0."""
+    if data.task == "regression":
+        return np.asarray(model.predict(X), dtype=float)
+    proba = np.asarray(model.predict_proba(X), dtype=float)
+    theirs = {str(c): i for i, c in enumerate(np.asarray(model.classes_).tolist())}
+    prediction = np.zeros((len(X), data.n_classes))
+    for i, label in enumerate(data.classes or []):
+        if str(label) in theirs:
+            prediction[:, i] = proba[:, theirs[str(label)]]
+    return prediction
 
 
 def score_saved_model(channel: Channel, artifact_root: str, key: str, sha256: str, data: JobData) -> float:
@@ -244,13 +360,16 @@ def score_saved_model(channel: Channel, artifact_root: str, key: str, sha256: st
 
     _limit_threads(data.n_jobs)
     model = ArtifactStore(artifact_root).get_object(key, sha256)
-    if data.task == "regression":
-        prediction = np.asarray(model.predict(data.X_holdout), dtype=float)
-    else:
-        proba = np.asarray(model.predict_proba(data.X_holdout), dtype=float)
-        theirs = {str(c): i for i, c in enumerate(np.asarray(model.classes_).tolist())}
-        prediction = np.zeros((len(data.X_holdout), data.n_classes))
-        for i, label in enumerate(data.classes or []):
-            if str(label) in theirs:
-                prediction[:, i] = proba[:, theirs[str(label)]]
-    return float(data.metric.score(data.y_holdout, prediction))
+    return float(data.metric.score(data.y_holdout, _saved_prediction(model, data, data.X_holdout)))
+
+
+def score_saved_models(
+    channel: Channel, artifact_root: str, models: list[tuple[str, str]], data: JobData, rows: np.ndarray
+) -> list[float]:
+    """Score saved models ``(key, sha256)`` on the holdout rows selected by the mask ``rows``."""
+    from automl.artifacts import ArtifactStore
+
+    _limit_threads(data.n_jobs)
+    store = ArtifactStore(artifact_root)
+    X, y = data.X_holdout[rows], data.y_holdout[rows]
+    return [float(data.metric.score(y, _saved_prediction(store.get_object(k, sha), data, X))) for k, sha in models]

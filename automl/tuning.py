@@ -1,13 +1,15 @@
 """Hyperparameter search: one Optuna study per job, in the same database as the store.
 
 The study name is deterministic (``automl-job-<id>``) and opened with ``load_if_exists=True`` so
-a resumed or redelivered job continues its study instead of starting another. Each selected
-family's defaults are enqueued first, so a tiny budget still yields a sensible model; then seeded
-TPE explores a conditional space (family → its parameters). Fold scores are reported as
+a resumed or redelivered job continues its study instead of starting another. A portfolio comes
+first (each selected family's defaults, cheap and strong families first, then published
+configurations: :mod:`automl.portfolio`), so a tiny budget still yields a sensible model; then
+seeded TPE explores a conditional space (family → its parameters). Fold scores are reported as
 intermediate values and a median pruner stops poor trials early.
 
 The time budget is a wall: each trial runs in a child process with a deadline that leaves room
-for the final refit, and is killed if it would run past it.
+for finalizing, and no more than :data:`TRIAL_SHARE` of the tuning time left, and is killed if it
+would run past it (boosted trees and nets stop themselves at their share first).
 """
 
 from __future__ import annotations
@@ -28,15 +30,19 @@ import optuna
 from automl.artifacts import ArtifactStore
 from automl.candidates import get_family
 from automl.metrics import Metric, is_better
+from automl.portfolio import FAMILY_PARAM, Feeder
 from automl.sandbox import STOP, Child, ChildCrashed, ChildError, ChildStopped, ChildTimeout, spawn
 from automl.store.base import Store
 from automl.store.records import NewMetric, RunResult
 from automl.store.sql import is_sqlite, normalize_url
 from automl.training import CANCEL, EPOCH_STEP, PRUNE, JobData, cross_validate
 
-FAMILY_PARAM = "family"
 WORK_METRIC = "work_seconds"
 SLICE_GRACE_S = 2700.0  # a trial started late in a worker's time slice may run this much past it
+# One trial may use at most this share of the tuning time left (unless budget.trial_time_s says
+# otherwise): a single slow configuration (a forest on 50k rows) must not eat the whole budget.
+TRIAL_SHARE = 0.5
+MIN_TRIAL_S = 5.0
 
 
 def study_name(job_id: int) -> str:
@@ -63,15 +69,6 @@ def open_study(database_url: str, job_id: int, seed: int, metric: Metric) -> opt
         direction="maximize" if metric.greater_is_better else "minimize",
         load_if_exists=True,
     )
-
-
-def enqueue_defaults(study: optuna.Study, families: list[str], task: str) -> None:
-    """Queue each family's defaults once (a resumed study already has them)."""
-    if study.trials:
-        return
-    for name in families:
-        defaults = get_family(name).defaults(task)
-        study.enqueue_trial({FAMILY_PARAM: name, **{f"{name}__{k}": v for k, v in defaults.items()}})
 
 
 @dataclass
@@ -102,19 +99,25 @@ class TuneLimits:
     refit_extra_s: float = 0.0  # fixed start-up cost of a final refit (importing TensorFlow for a net)
 
 
-def reserve_seconds(progress: TuneProgress, folds: int, limits: TuneLimits, greater_is_better: bool) -> float:
-    """Time kept back for the final refit: the refit cost of the best few models, with margin."""
+# What finalizing costs besides the refits themselves: ensemble selection over the out-of-fold
+# predictions, a child process per refit, loading members, saving the model, the store's writes.
+FINALIZE_FIXED_S = 1.5
+FINALIZE_FIXED_SHARE = 0.02
+
+
+def reserve_seconds(progress: TuneProgress, refit_scale: float, limits: TuneLimits, greater_is_better: bool) -> float:
+    """Time kept back for finalizing: its fixed cost plus the refit cost of the best few models
+    (a trial's summed fit seconds times ``refit_scale``), with margin."""
     if limits.wall_end is None or progress.wall_s is None:
         return 0.0
-    floor = max(1.0, 0.03 * progress.wall_s)
+    fixed = FINALIZE_FIXED_S + FINALIZE_FIXED_SHARE * progress.wall_s
     cap = min(0.35 * progress.wall_s + limits.refit_extra_s, 0.5 * progress.wall_s)
     if not progress.scored:
-        return min(max(floor, 0.10 * progress.wall_s) + limits.refit_extra_s, cap)
+        return min(max(fixed, 0.10 * progress.wall_s) + limits.refit_extra_s, cap)
     ranked = sorted(progress.scored, key=lambda sf: sf[0], reverse=greater_is_better)
     top = [fit for _, fit in ranked[: min(3, limits.ensemble_size)]]
-    # A refit sees all K folds' rows where a CV fit saw K-1 of them.
-    per_refit = [s / folds * folds / max(folds - 1, 1) for s in top]
-    return min(max(floor, 1.5 * sum(per_refit) + 1.0 + limits.refit_extra_s), cap)
+    per_refit = [s * refit_scale for s in top]
+    return min(fixed + 1.5 * sum(per_refit) + limits.refit_extra_s, cap)
 
 
 def _save_oof(artifacts: ArtifactStore, job_id: int, number: int, oof: np.ndarray) -> str:
@@ -127,10 +130,64 @@ def _save_oof(artifacts: ArtifactStore, job_id: int, number: int, oof: np.ndarra
     return key
 
 
+def trial_deadline(now: float, tune_end: float, trial_time_s: float | None, stop_at: float | None) -> float:
+    """When a trial starting at ``now`` is stopped: at the end of tuning (``math.inf`` without a time
+    budget), after ``trial_time_s`` when the spec sets it, else after :data:`TRIAL_SHARE` of the
+    tuning time left (at least :data:`MIN_TRIAL_S`, never past the end); a worker's slice adds a grace."""
+    deadline = tune_end
+    if trial_time_s is not None:
+        deadline = min(deadline, now + trial_time_s)
+    elif deadline != math.inf:
+        deadline = min(deadline, now + max(TRIAL_SHARE * (tune_end - now), MIN_TRIAL_S))
+    if stop_at is not None:
+        deadline = min(deadline, stop_at + SLICE_GRACE_S)
+    return deadline if deadline != math.inf else now + 7 * 24 * 3600.0
+
+
 def _tell_failed(study: optuna.Study, number: int) -> None:
     """Mark a trial failed in Optuna, unless it is already finished (told by its own worker)."""
     with contextlib.suppress(ValueError, RuntimeError):
         study.tell(number, state=optuna.trial.TrialState.FAIL)
+
+
+def load_job_study(database_url: str, job_id: int) -> optuna.Study | None:
+    """The job's study, for bookkeeping only (no sampler state); None when it was never created."""
+    url = normalize_url(database_url)
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if is_sqlite(url):
+        engine_kwargs["connect_args"] = {"timeout": 30}
+    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return optuna.load_study(study_name=study_name(job_id), storage=storage)
+    except KeyError:
+        return None
+
+
+def fail_zombie_trials(study: optuna.Study, store: Store, job_id: int, lease_s: float) -> int:
+    """Fail the study's trials that nothing will ever finish: RUNNING while their run has ended
+    (a worker died between the two writes), or RUNNING with no run at all for longer than the
+    lease (drawn ahead by a worker that died before starting it). The slot such a drawn-ahead trial
+    claimed is given back, so a trial cap counts the trials that ran. Returns how many were failed."""
+    import datetime as dt
+
+    runs = {r.trial_number: r for r in store.list_runs(job_id) if r.kind == "trial"}
+    limit = dt.datetime.now() - dt.timedelta(seconds=lease_s)  # Optuna keeps naive local times
+    ended_before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=lease_s)
+    failed = 0
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        run = runs.get(trial.number)
+        if run is not None and run.status == "running":
+            continue  # alive, or the lease will fail its run first
+        if run is None and (trial.datetime_start is None or trial.datetime_start > limit):
+            continue  # just drawn: its worker is about to start it
+        if run is not None and (run.finished_at is None or run.finished_at > ended_before):
+            continue  # just recorded: its worker is about to tell the study
+        _tell_failed(study, trial.number)
+        if run is None:
+            store.release_trial_slot(job_id)
+        failed += 1
+    return failed
 
 
 def recover_stale(study: optuna.Study, store: Store, job_id: int, lease_s: float) -> int:
@@ -172,7 +229,8 @@ class _Outcome:
     error: Exception | None = None
 
 
-def _ask(study: optuna.Study, data: JobData, families: list[str]) -> _Asked:
+def _ask(study: optuna.Study, data: JobData, families: list[str], feeder: Feeder) -> _Asked:
+    feeder.top_up(study)
     trial = study.ask()
     family = str(trial.suggest_categorical(FAMILY_PARAM, families))
     return _Asked(trial, family, get_family(family).suggest(trial, data.task))
@@ -291,6 +349,10 @@ def _record(
         return family, "pruned", None, out["fit_seconds"]
     cv = float(np.mean(fold_scores))
     oof_key = _save_oof(artifacts, job_id, trial.number, out["oof"])
+    model_key = model_sha = None
+    if out.get("model") is not None:  # holdout scheme: the trial's one fit, kept for the finalizer
+        model_key = f"jobs/{job_id}/trials/trial-{trial.number}.joblib"
+        model_sha = artifacts.put_object(model_key, out["model"])
     store.finish_run(
         run_id,
         RunResult(
@@ -300,6 +362,8 @@ def _record(
             fold_scores=fold_scores,
             fit_seconds=out["fit_seconds"],
             oof_uri=oof_key,
+            model_uri=model_key,
+            model_sha256=model_sha,
         ),
     )
     study.tell(trial, cv)
@@ -346,7 +410,7 @@ def tune(
     """
     worker = worker or f"{socket.gethostname()}:{os.getpid()}"
     metric = data.metric
-    folds = len(data.folds)
+    feeder = Feeder(data.task, families)
     held: _Asked | None = None  # a slot claimed and a trial drawn ahead, while the previous one ran
     finished: _Outcome | None = None  # ended, not yet recorded
     last_trial_s = 0.0
@@ -364,7 +428,9 @@ def tune(
             if stop_at is not None and now >= stop_at:
                 break
             if limits.wall_end is not None:
-                tune_end = limits.wall_end - reserve_seconds(progress, folds, limits, metric.greater_is_better)
+                tune_end = limits.wall_end - reserve_seconds(
+                    progress, data.refit_scale, limits, metric.greater_is_better
+                )
                 if now >= tune_end - 0.25:
                     break
             else:
@@ -374,14 +440,8 @@ def tune(
             if held is None:
                 if not store.claim_trial_slot(job_id, limits.trial_cap):
                     break
-                held = _ask(study, data, families)
-            deadline = tune_end
-            if limits.trial_time_s is not None:
-                deadline = min(deadline, now + limits.trial_time_s)
-            if stop_at is not None:
-                deadline = min(deadline, stop_at + SLICE_GRACE_S)
-            if deadline == math.inf:
-                deadline = now + 7 * 24 * 3600.0
+                held = _ask(study, data, families, feeder)
+            deadline = trial_deadline(now, tune_end, limits.trial_time_s, stop_at)
             launched = _launch(held, data, store, job_id, worker, deadline)
             held = None
             try:
@@ -391,7 +451,7 @@ def tune(
                         raise _Cancelled
                 horizon = min(tune_end, stop_at if stop_at is not None else math.inf)
                 if time.monotonic() + last_trial_s < horizon and store.claim_trial_slot(job_id, limits.trial_cap):
-                    held = _ask(study, data, families)
+                    held = _ask(study, data, families, feeder)
             except _Cancelled:
                 launched.child.kill()
                 store.finish_run(launched.run_id, RunResult(status="cancelled", error_code="CANCELLED"))

@@ -1,0 +1,128 @@
+"""How rows are split: the job's holdout (by a stable hash of each row), and how trials are
+validated on the rest: K-fold cross-validation, or one split when data is large for the budget.
+
+The ``auto`` rule is FLAML's documented one (``eval_method="auto"``): K-fold while
+``rows * columns / 0.9 < 10,000,000 * budget_hours`` and ``rows < 100,000``, else a holdout split
+of a tenth of the training rows. K-fold costs K fits per trial; on large data a single split gives
+K times as many trials for a small loss in the precision of each score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+# FLAML's thresholds (flaml/automl/automl.py: SMALL_LARGE_THRES, CV_HOLDOUT_THRESHOLD, split ratio).
+SMALL_LARGE_CELLS_PER_HOUR = 10_000_000
+CV_MAX_ROWS = 100_000
+HOLDOUT_VALIDATION_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class HoldoutSplit:
+    """How the job's holdout was drawn: ``row-hash`` (rows whose key is below ``fraction``) or
+    ``seeded`` (a seeded stratified split, when the hash split could not serve)."""
+
+    rule: str
+    fraction: float
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def row_keys(frame: Any, id_column: str | None = None) -> np.ndarray:
+    """A number in [0, 1) per row from a hash of its values (of ``id_column`` alone when given):
+    the same row gets the same key in any data set and whatever the seed."""
+    import pandas as pd
+
+    columns = frame[[id_column]] if id_column else frame
+    hashed = pd.util.hash_pandas_object(columns, index=False).to_numpy(dtype=np.uint64)
+    keys: np.ndarray = (hashed >> np.uint64(11)).astype(np.float64) / float(2**53)
+    return keys
+
+
+def usable_split(hold_mask: np.ndarray, y: np.ndarray | None) -> bool:
+    """A hash split serves when both sides have rows and (for classes) every class has at least two
+    training rows."""
+    if hold_mask.all() or not hold_mask.any() or (~hold_mask).sum() < 10:
+        return False
+    if y is None:
+        return True
+    return bool(np.bincount(y[~hold_mask], minlength=int(y.max()) + 1).min() >= 2)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The scheme a job's trials are scored with, and why (recorded on the job)."""
+
+    scheme: str  # "cv" or "holdout"
+    folds: int  # K for cv; 1 for holdout
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def choose_validation(
+    rows: int, columns: int, time_budget_s: float | None, requested: str = "auto", folds: int = 5
+) -> Validation:
+    """Pick ``cv`` or ``holdout`` for ``rows`` training rows and ``columns`` features."""
+    if requested == "cv":
+        return Validation("cv", folds, f"{folds}-fold cross-validation: cv.scheme is cv")
+    if requested == "holdout":
+        return Validation("holdout", 1, "one holdout split: cv.scheme is holdout")
+    cells = rows * max(columns, 1) / 0.9
+    if rows >= CV_MAX_ROWS:
+        return Validation("holdout", 1, f"one holdout split: {rows:,} training rows >= {CV_MAX_ROWS:,}")
+    if time_budget_s is None:
+        return Validation("cv", folds, f"{folds}-fold cross-validation: {rows:,} rows and no time budget")
+    allowed = SMALL_LARGE_CELLS_PER_HOUR * time_budget_s / 3600.0
+    if cells < allowed:
+        return Validation(
+            "cv", folds, f"{folds}-fold cross-validation: {rows:,} rows x {columns} columns is small for "
+            f"a {time_budget_s:g} s budget"
+        )  # fmt: skip
+    return Validation(
+        "holdout", 1, f"one holdout split: {rows:,} rows x {columns} columns is large for a {time_budget_s:g} s "
+        f"budget (K-fold would leave K times fewer trials)"
+    )  # fmt: skip
+
+
+def make_folds(
+    y: np.ndarray, validation: Validation, classification: bool, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (train, valid) index pairs over the training rows: K folds, or one split."""
+    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+    stratify = classification and np.bincount(y).min() >= max(validation.folds, 2)
+    if validation.scheme == "holdout":
+        index = np.arange(len(y))
+        train, valid = train_test_split(
+            index,
+            test_size=HOLDOUT_VALIDATION_FRACTION,
+            random_state=seed,
+            shuffle=True,
+            stratify=y if stratify else None,
+        )
+        return [(np.sort(train), np.sort(valid))]
+    splitter: Any = (
+        StratifiedKFold(n_splits=validation.folds, shuffle=True, random_state=seed)
+        if stratify
+        else KFold(n_splits=validation.folds, shuffle=True, random_state=seed)
+    )
+    return [(np.asarray(a), np.asarray(b)) for a, b in splitter.split(np.zeros(len(y)), y)]
+
+
+def validated_rows(folds: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The training rows that get an out-of-fold prediction (all of them under K-fold)."""
+    return np.sort(np.concatenate([valid for _, valid in folds]))
+
+
+def refit_scale(folds: list[tuple[np.ndarray, np.ndarray]], rows: int) -> float:
+    """A refit on ``rows`` rows costs about this times a trial's summed fit time (K fits on the
+    folds' training rows)."""
+    fitted = sum(len(train) for train, _ in folds)
+    return rows / max(fitted, 1)

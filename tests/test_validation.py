@@ -1,0 +1,81 @@
+"""The validation scheme: K-fold while data is small for the budget, one holdout split when large."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from automl.preprocessing import plan_features
+from automl.profile import profile_frame, with_target
+from automl.training import prepare_data
+from automl.tuning import MIN_TRIAL_S, TRIAL_SHARE, trial_deadline
+from automl.validation import HOLDOUT_VALIDATION_FRACTION, choose_validation
+
+
+def _frame(rows: int, columns: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(rows, columns)), columns=[f"x{i}" for i in range(columns)])
+    frame["y"] = (frame["x0"] + rng.normal(scale=0.5, size=rows) > 0).astype(int)
+    return frame
+
+
+def _data(frame: pd.DataFrame, **kwargs: object) -> object:
+    profile = with_target(profile_frame(frame), frame, "y", "binary")
+    plan = plan_features(profile, "y", [], [], None)
+    return prepare_data(
+        frame, target="y", task="binary", metric="roc_auc", plan=plan, profile=profile,
+        holdout_fraction=0.2, folds=5, seed=0, n_jobs=1, **kwargs,
+    )  # fmt: skip
+
+
+def test_small_data_for_the_budget_gets_k_fold() -> None:
+    choice = choose_validation(800, 10, 60.0)
+    assert (choice.scheme, choice.folds) == ("cv", 5)
+    assert "small" in choice.reason and "60 s" in choice.reason
+
+
+def test_large_data_for_the_budget_gets_one_holdout_split() -> None:
+    # 43k rows x 9 columns (diamonds) is large for 60 s and small for an hour.
+    choice = choose_validation(43_152, 9, 60.0)
+    assert (choice.scheme, choice.folds) == ("holdout", 1)
+    assert "large" in choice.reason
+    assert choose_validation(43_152, 9, 3600.0).scheme == "cv"
+    # Past 100k rows it is a holdout split whatever the budget; without a budget, K-fold below that.
+    assert choose_validation(150_000, 3, 7 * 24 * 3600.0).scheme == "holdout"
+    assert choose_validation(50_000, 30, None).scheme == "cv"
+
+
+def test_the_spec_can_force_either_scheme() -> None:
+    assert choose_validation(10, 2, 60.0, "holdout").scheme == "holdout"
+    assert choose_validation(10**6, 50, 60.0, "cv", folds=3).folds == 3
+
+
+def test_prepare_data_switches_with_size_and_budget() -> None:
+    small = _data(_frame(500, 5), scheme="auto", time_budget_s=60.0)
+    assert small.validation.scheme == "cv" and len(small.folds) == 5
+    assert np.array_equal(small.validated, np.arange(len(small.y)))  # every row gets an OOF prediction
+    assert small.refit_scale == pytest.approx(1 / 4, rel=0.01)
+
+    large = _data(_frame(4_000, 40), scheme="auto", time_budget_s=10.0)
+    assert large.validation.scheme == "holdout" and len(large.folds) == 1
+    train, valid = large.folds[0]
+    assert len(valid) == pytest.approx(HOLDOUT_VALIDATION_FRACTION * len(large.y), abs=1)
+    assert not set(train) & set(valid) and len(train) + len(valid) == len(large.y)
+    assert np.array_equal(large.validated, valid)
+    assert large.refit_scale == pytest.approx(len(large.y) / len(train))
+    # The same rows with an hour's budget are small again.
+    assert _data(_frame(4_000, 40), scheme="auto", time_budget_s=3600.0).validation.scheme == "cv"
+
+
+def test_a_trial_gets_at_most_a_share_of_the_time_left_and_never_passes_the_wall() -> None:
+    now = 100.0
+    assert trial_deadline(now, now + 40.0, None, None) == pytest.approx(now + TRIAL_SHARE * 40.0)
+    # Near the end the floor applies, but never past the end of tuning.
+    assert trial_deadline(now, now + 6.0, None, None) == pytest.approx(now + MIN_TRIAL_S)
+    assert trial_deadline(now, now + 2.0, None, None) == pytest.approx(now + 2.0)
+    # The spec's per-trial cap wins over the share; no budget means no wall.
+    assert trial_deadline(now, now + 40.0, 30.0, None) == pytest.approx(now + 30.0)
+    assert trial_deadline(now, math.inf, None, None) > now + 24 * 3600
