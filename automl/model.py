@@ -20,11 +20,24 @@ from sklearn.utils.validation import check_is_fitted
 
 
 class DecodedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
-    """Wraps a classifier trained on codes ``0..K-1`` and answers with the original ``classes``."""
+    """Wraps a classifier trained on codes ``0..K-1`` and answers with the original ``classes``.
 
-    def __init__(self, estimator: Any = None, classes: Any = None) -> None:
+    ``temperature`` (set by the finalizer from out-of-fold predictions) calibrates the
+    probabilities and keeps them strictly inside (0, 1), see :mod:`automl.calibration`; ``None``
+    (models saved before calibration existed) leaves them as the estimator gives them.
+    """
+
+    def __init__(
+        self,
+        estimator: Any = None,
+        classes: Any = None,
+        temperature: float | None = None,
+        probability_floor: float | None = None,
+    ) -> None:
         self.estimator = estimator
         self.classes = classes
+        self.temperature = temperature
+        self.probability_floor = probability_floor
 
     def fit(self, X: Any, y: Any) -> DecodedClassifier:
         classes = np.asarray(self.classes) if self.classes is not None else np.unique(y)
@@ -37,6 +50,12 @@ class DecodedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def predict_proba(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
         proba: np.ndarray = aligned_proba(self.estimator_, X, len(self.classes_))
+        temperature = getattr(self, "temperature", None)
+        if temperature is not None and proba.shape[1] > 1:
+            from automl.calibration import PROBABILITY_FLOOR, scale
+
+            floor = getattr(self, "probability_floor", None) or PROBABILITY_FLOOR
+            proba = scale(proba, float(temperature), floor)
         return proba
 
     def predict(self, X: Any) -> np.ndarray:
@@ -62,8 +81,16 @@ def predict_matrix(estimator: Any, X: pd.DataFrame, task: str, n_classes: int) -
     return aligned_proba(estimator, X, n_classes)
 
 
-def assemble(task: str, members: list[Any], weights: list[float], classes: list[Any] | None) -> Any:
-    """The final model: one member as is, or a soft-voting ensemble of already-fitted members."""
+def assemble(
+    task: str,
+    members: list[Any],
+    weights: list[float],
+    classes: list[Any] | None,
+    temperature: float | None = None,
+    probability_floor: float | None = None,
+) -> Any:
+    """The final model: one member as is, or a soft-voting ensemble of already-fitted members;
+    a classifier's probabilities are calibrated with ``temperature``."""
     if len(members) == 1:
         model = members[0]
     elif task == "regression":
@@ -78,7 +105,9 @@ def assemble(task: str, members: list[Any], weights: list[float], classes: list[
         model.classes_ = model.le_.classes_
     if task == "regression":
         return model
-    wrapped = DecodedClassifier(model, classes=np.asarray(classes, dtype=object))
+    wrapped = DecodedClassifier(
+        model, classes=np.asarray(classes, dtype=object), temperature=temperature, probability_floor=probability_floor
+    )
     wrapped.estimator_ = model
     wrapped.classes_ = np.asarray(classes, dtype=object)
     return wrapped

@@ -261,6 +261,8 @@ def model_card(store: Store, version: ModelVersionRecord) -> dict[str, Any]:
         "holdout_score": version.holdout_score,
         "holdout_metrics": metrics,
         "final_model": summary.get("final"),
+        "final_reason": summary.get("final_reason"),
+        "trained_on": summary.get("trained_on"),
         "best_trial": summary.get("best"),
         "ensemble_members": members,
         "artifact": {"uri": version.artifact_uri, "sha256": version.artifact_sha256},

@@ -452,10 +452,10 @@ def _permutation(job: JobRecord, data: Any, model: Any) -> dict[str, Any]:
 
 
 def _final_model(store: Store, artifacts: ArtifactStore, job: JobRecord, version: ModelVersionRecord) -> dict[str, Any]:
-    from automl.pipeline import load_context, load_model
+    from automl.pipeline import load_context, load_evaluation_model
 
     ctx = load_context(store, artifacts, job.id)
-    model = load_model(store, artifacts, version.id)
+    model = load_evaluation_model(store, artifacts, version.id)  # holdout rows are unseen by this fit
     data = ctx.data
     y = np.asarray(data.y_holdout)
     pred = _predict(model, data.X_holdout, job.task)
@@ -526,7 +526,11 @@ def build_report(store: Store, artifacts: ArtifactStore, job_id: int, database_u
     model: dict[str, Any] = {"message": _why_missing(job)}
     if version is not None:
         metrics = store.list_metrics(model_version_id=version.id)
-        holdout = {"metrics": [m for m in metrics if m.split == "holdout"], "version": version}
+        holdout = {
+            "metrics": [m for m in metrics if m.split == "holdout"],
+            "version": version,
+            "trained_on": (job.summary or {}).get("trained_on"),
+        }
         try:
             model = _final_model(store, artifacts, job, version)
         except AutomlError as exc:  # e.g. the dataset or model artifact is gone: report the rest

@@ -70,6 +70,10 @@ def test_run_beats_a_trivial_baseline(tmp_path: Path, data_file: str, dataset: d
     board = _automl(tmp_path, "leaderboard", "1", "--format", "json")
     rows = json.loads(board.stdout)
     assert rows[0]["rank"] == 1 and len([r for r in rows if r["kind"] == "trial"]) == 6
+    # The leaderboard marks the row that became the version; the summary names it and why.
+    registered = [r for r in rows if r["role"] == "registered"]
+    assert len(registered) == 1 and registered[0]["run_id"] == job["summary"]["model"]["run_id"]
+    assert "final model:" in result.stdout and "best single trial:" in result.stdout
     csv_out = _automl(tmp_path, "leaderboard", "1", "--format", "csv", "--top", "3")
     assert csv_out.stdout.splitlines()[0].startswith("rank,run_id")
     assert len(csv_out.stdout.strip().splitlines()) == 4
@@ -91,7 +95,8 @@ def test_help_is_fast_and_loads_no_ml_library() -> None:
         "import sys, time; t = time.perf_counter(); sys.argv = ['automl', '--help']\n"
         "from automl.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('tensorflow', 'sklearn', 'xgboost', 'optuna', 'pandas') if m in sys.modules]\n"
+        "heavy = [m for m in ('tensorflow', 'sklearn', 'xgboost', 'lightgbm', 'catboost', 'optuna', 'pandas')\n"
+        "         if m in sys.modules]\n"
         "print('HEAVY', heavy, time.perf_counter() - t)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

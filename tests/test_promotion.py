@@ -68,3 +68,53 @@ def test_promotion_policies(db_url: str, tmp_path: Path) -> None:
     assert resolve(store, "survival").id == strong_version.id
     assert len(store.list_alias_events("survival")) == 2  # weak (always), strong (if_better)
     json.dumps(kept)  # the summary is plain JSON
+
+
+def _forest_job(
+    folder: Path, url: str, artifacts: ArtifactStore, data: Path, seed: int, policy: str
+) -> tuple[Any, Any]:
+    folder.mkdir()
+    (folder / "titanic.csv").write_bytes(data.read_bytes())
+    spec = {
+        "spec_version": 1, "name": "forest", "seed": seed, "n_jobs": 1, "task": "classification",
+        "dataset": {"path": "titanic.csv", "target": "survived", "drop": ["alive"]},
+        "budget": {"time_s": None, "trials": 2}, "candidates": {"include": ["random_forest"]},
+        "cv": {"folds": 3}, "ensemble": {"enabled": False},
+        "register": {"model_name": "forest", "promote": policy},
+    }  # fmt: skip
+    (folder / "spec.json").write_text(json.dumps(spec))
+    store = open_store(url, auto_upgrade=True)
+    job = run_spec(store, artifacts, url, folder / "spec.json")
+    assert job.status == "succeeded", (job.error_code, job.error_message)
+    return job, store.version_for_job(job.id)
+
+
+def test_the_gate_compares_on_rows_neither_model_trained_on(db_url: str, tmp_path: Path) -> None:
+    """A forest scores far better on rows it trained on: a gate that let the champion see its own
+    training rows would keep it out of reach. Different seeds, and data that extends the first."""
+    import pandas as pd
+
+    from tests.conftest import DATA
+
+    artifacts = ArtifactStore(tmp_path / "artifacts")
+    full = pd.read_csv(DATA / "titanic.csv")
+    first = tmp_path / "first.csv"
+    full.head(600).to_csv(first, index=False)  # the champion's data: the first 600 rows
+    champion_job, champion = _forest_job(tmp_path / "a", db_url, artifacts, first, seed=1, policy="always")
+    assert champion.evaluation_uri is not None  # registered on every row, scored by a fit that was not
+
+    extended = tmp_path / "extended.csv"
+    full.to_csv(extended, index=False)
+    for name, data, seed in (("b", first, 7), ("c", extended, 3)):
+        job, _ = _forest_job(tmp_path / name, db_url, artifacts, data, seed=seed, policy="if_better")
+        decision = job.summary["promotion"]
+        assert decision["compared"]["rows"] >= 10, decision
+        assert "neither model trained on them" in decision["compared"]["why"]
+        gate_score = decision["champion"]["holdout_score"]
+        # Within noise of the champion's own honest holdout score, not the ~0.99 of seen rows.
+        assert abs(gate_score - champion.holdout_score) < 0.06, (gate_score, champion.holdout_score)
+        challenger = decision["challenger"]["holdout_score"]
+        assert decision["promoted"] is (challenger > gate_score), decision
+        if name == "b":  # the same rows: both were held out by the same row hash
+            assert decision["compared"]["rows"] == champion_job.summary["holdout_split"]["rows"]
+            assert gate_score == champion.holdout_score

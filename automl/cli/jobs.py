@@ -52,9 +52,18 @@ def run(
         None, "--report", help="At the end, write the job's HTML report to this file (even if the job failed)."
     ),
 ) -> None:
-    """Run a job in this process on the configured store; end with a summary and the leaderboard."""
+    """Run a job in this process on the configured store; end with a summary and the leaderboard.
+
+    The time budget counts from the start of this command: loading and registering the data are
+    inside it."""
+    from datetime import UTC, datetime
+
+    import psutil
+
     from automl.pipeline import run_job, submit_job
     from automl.spec import load_spec_file
+
+    clock_started = datetime.fromtimestamp(psutil.Process().create_time(), UTC)
 
     loaded = load_spec_file(spec_file)
     if report is not None:
@@ -72,10 +81,10 @@ def run(
 
     try:
         if quiet:
-            final = run_job(store, artifacts(), job.id, settings().database_url)
+            final = run_job(store, artifacts(), job.id, settings().database_url, clock_started=clock_started)
         else:
             with display:
-                final = run_job(store, artifacts(), job.id, settings().database_url, update)
+                final = run_job(store, artifacts(), job.id, settings().database_url, update, clock_started)
     except AutomlError:
         final = store.get_job(job.id)
     if not quiet and final.selection:
@@ -91,22 +100,38 @@ def run(
         raise typer.Exit(1)
 
 
+def _role(row: dict[str, Any], registered: int | None, members: set[int]) -> str:
+    """What became of a row: the registered version's run, a member of it, or an unused ensemble."""
+    if row["run_id"] == registered:
+        return "registered"
+    if row["run_id"] in members:
+        return "member"
+    if row["kind"] == "ensemble":
+        return "not used"
+    return ""
+
+
 def _leaderboard_table(store: Any, job_id: int, top: int | None, family: str | None, output: str) -> None:
     rows = store.leaderboard(job_id)
     params = {r.id: r.params for r in store.list_runs(job_id)}
+    summary = store.get_job(job_id).summary or {}
+    version = store.version_for_job(job_id)
+    members = {m["run_id"] for m in (summary.get("model") or {}).get("members") or []}
     for row in rows:
         row["params"] = params.get(row["run_id"])
+        row["role"] = _role(row, version.run_id if version else None, members)
     if family:
         rows = [r for r in rows if r["family"] == family]
     if top:
         rows = rows[:top]
     if output != "table":
-        emit(rows, [*LEADERBOARD_COLUMNS, "params"], output)
+        emit(rows, [*LEADERBOARD_COLUMNS, "role", "params"], output)
         return
     shown = [
         {
             "rank": r["rank"],
             "run": r["run_id"],
+            "role": r["role"],
             "family": r["family"] if r["kind"] == "trial" else f"[{r['kind']}]",
             "status": r["status"],
             "cv": f"{fmt(r['cv_score'])} ± {fmt(r['cv_std'], 3)}" if r["cv_score"] is not None else None,

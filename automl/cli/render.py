@@ -70,15 +70,23 @@ def job_summary(job: Any) -> None:
     best = s.get("best")
     if best:
         out.print(
-            f"  best single model: [bold]{best['family']}[/] (trial {best['trial']}), "
+            f"  best single trial: [bold]{best['family']}[/] (trial {best['trial']}), "
             f"CV {job.metric} {fmt(best['cv_score'])} ± {fmt(best['cv_std'])}"
         )
         out.print(f"    params: {escape(key_params(best['params'], limit=12))}")
     ens = s.get("ensemble")
     if ens:
         members = ", ".join(f"{m['family']}#{m['trial']}×{m['weight']:.2f}" for m in ens.get("members") or [])
-        used = "used" if ens.get("used") else "not used (not better than the best single model)"
+        used = "used" if ens.get("used") else "not used"
         out.print(f"  ensemble: CV {fmt(ens.get('cv_score'))}, {used}; members {escape(members)}")
+    if s.get("final_reason"):
+        out.print(f"  final model: {escape(str(s['final_reason']))}")
+    validation = s.get("validation")
+    if validation:
+        out.print(f"  validation: {escape(str(validation.get('reason', validation.get('scheme'))))}")
+    calibration = s.get("calibration")
+    if calibration:
+        out.print(f"  probabilities calibrated: temperature {fmt(calibration.get('temperature'))}")
     holdout = s.get("holdout")
     if holdout:
         scalars = {k: v for k, v in holdout.items() if isinstance(v, int | float)}
@@ -91,6 +99,9 @@ def job_summary(job: Any) -> None:
             f"  registered [bold]{escape(version['model_name'])}[/] version {version['version']} "
             f"(version id {version['id']})"
         )
+    promotion = s.get("promotion")
+    if promotion and promotion.get("decision"):
+        out.print(f"  promotion ({escape(str(promotion.get('policy')))}): {escape(str(promotion['decision']))}")
     trials = s.get("trials")
     if trials:
         out.print("  trials: " + ", ".join(f"{n} {k}" for k, n in trials.items()))

@@ -90,6 +90,8 @@ class RunRecord:
     fit_seconds: float | None
     members: list[Any] | None
     oof_uri: str | None
+    model_uri: str | None  # the model a trial fitted on its one validation split (holdout scheme)
+    model_sha256: str | None
     error_code: str | None
     error_message: str | None
     worker: str | None
@@ -108,6 +110,8 @@ class RunResult:
     fold_scores: list[float] | None = None
     fit_seconds: float | None = None
     oof_uri: str | None = None
+    model_uri: str | None = None
+    model_sha256: str | None = None
     members: list[Any] | None = None
     error_code: str | None = None
     error_message: str | None = None
@@ -140,6 +144,10 @@ class NewModelVersion:
     artifact_uri: str
     artifact_sha256: str
     input_schema: list[Any] = field(default_factory=list)
+    # The fit that produced holdout_score (trained on the training rows only), when the registered
+    # artifact was refit on more rows; the promotion gate scores this one. None: the artifact itself.
+    evaluation_uri: str | None = None
+    evaluation_sha256: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

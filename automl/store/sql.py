@@ -31,7 +31,7 @@ from automl.store.tables import (
 
 R = TypeVar("R")
 
-_JOB_FIELDS = {"study_name", "selection", "profile", "summary", "environment"}
+_JOB_FIELDS = {"study_name", "selection", "profile", "summary", "environment", "started_at"}
 
 
 def normalize_url(url: str) -> str:

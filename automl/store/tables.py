@@ -127,6 +127,8 @@ class RunRow(Base):
     fit_seconds: Mapped[float | None] = mapped_column(Float)
     members: Mapped[list[Any] | None] = mapped_column(JSON)
     oof_uri: Mapped[str | None] = mapped_column(Text)
+    model_uri: Mapped[str | None] = mapped_column(Text)
+    model_sha256: Mapped[str | None] = mapped_column(String(64))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(200))
@@ -156,6 +158,8 @@ class ModelVersionRow(Base):
     artifact_uri: Mapped[str] = mapped_column(Text)
     artifact_sha256: Mapped[str] = mapped_column(String(64))
     input_schema: Mapped[list[Any]] = mapped_column(JSON)
+    evaluation_uri: Mapped[str | None] = mapped_column(Text)
+    evaluation_sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (

@@ -1,0 +1,455 @@
+"""The last step of a job: choose the final members, refit them, calibrate, register the version
+and write one summary of what happened and why.
+
+    choose_members → refit_members → calibrate → register → summarise → promotion
+
+The finalizer always ends with a registered model when at least one trial succeeded: if the best
+trial cannot be refit before the wall, it refits the best one that can (or the cheapest), with a
+small grace past the wall, and the summary says why the final model is not the best trial.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from automl import ensemble
+from automl.artifacts import ArtifactStore
+from automl.calibration import evidence_floor, fit_temperature, scale
+from automl.errors import BudgetExhausted, NoSuccessfulTrial
+from automl.metrics import holdout_report, is_better
+from automl.model import assemble
+from automl.sandbox import ChildCrashed, ChildError, ChildTimeout, run_in_child
+from automl.store.base import Store
+from automl.store.records import JobRecord, ModelVersionRecord, NewMetric, NewModelVersion, RunRecord, RunResult
+from automl.training import TF_IMPORT_S, JobData, fit_all_rows, predict_trial_model, refit
+
+# Past the wall, a fallback refit (the cheapest model, when the best could not be refit in time)
+# may use this share of the budget, at most MAX_GRACE_S: a model a moment late beats no model.
+GRACE_SHARE = 0.03
+MAX_GRACE_S = 10.0
+SAFETY_S = 0.5  # kept free before the wall for writing the version and summary
+ALL_ROWS_MARGIN = 1.5  # an all-rows refit starts only when 1.5x its estimate is left
+
+
+@dataclass
+class Selection:
+    """The runs the final model is made of, and why."""
+
+    best: RunRecord  # the best single trial, as ranked
+    members: list[RunRecord]
+    weights: list[float]
+    ensemble_run: RunRecord | None = None
+    reason: str = ""
+
+
+@dataclass
+class Refitted:
+    """Members refit on every training row, each with its holdout prediction."""
+
+    fitted: list[tuple[RunRecord, float, dict[str, Any]]] = field(default_factory=list)
+    reason: str = ""
+
+
+def _load_oof(artifacts: ArtifactStore, key: str) -> np.ndarray:
+    return np.asarray(np.load(io.BytesIO(artifacts.get_bytes(key)), allow_pickle=False))
+
+
+def ranked_runs(runs: list[RunRecord], greater_is_better: bool) -> list[RunRecord]:
+    """Succeeded trials with out-of-fold predictions, best CV score first."""
+    ok = [r for r in runs if r.kind == "trial" and r.status == "succeeded" and r.cv_score is not None and r.oof_uri]
+    return sorted(ok, key=lambda r: (-(r.cv_score or 0.0) if greater_is_better else (r.cv_score or 0.0), r.id))
+
+
+def refit_estimate(run: RunRecord, data: JobData) -> float:
+    """Seconds a refit of ``run`` on every training row is expected to take (a net's refit process
+    also imports TensorFlow first)."""
+    start_up = TF_IMPORT_S if run.family == "mlp" else 0.0
+    return 1.25 * (run.fit_seconds or 0.0) * data.refit_scale + start_up
+
+
+def choose_members(
+    store: Store, artifacts: ArtifactStore, job_id: int, data: JobData, spec: Any, ranked: list[RunRecord]
+) -> Selection:
+    """Greedy ensemble selection over the out-of-fold predictions of the best trials; the
+    ensemble is kept when its CV score beats the best single trial's."""
+    metric = data.metric
+    pool = ranked[: max(2 * spec.ensemble.max_size, 10)]
+    best = pool[0]
+    selection = Selection(best, [best], [1.0])
+    if not spec.ensemble.enabled:
+        selection.reason = "the best trial: ensembles are disabled by the spec"
+        return selection
+    if len(pool) < 2:
+        selection.reason = "the best trial: it is the only successful one"
+        return selection
+    rows = data.validated
+    oofs = [_load_oof(artifacts, r.oof_uri or "")[rows] for r in pool]
+    choice = ensemble.greedy_select(oofs, data.y[rows], metric, spec.ensemble.max_size)
+    chosen = [pool[i] for i in choice.members]
+    full = np.zeros((len(data.y), *oofs[0].shape[1:]))
+    full[rows] = ensemble.blend([oofs[i] for i in choice.members], choice.weights)
+    scores = ensemble.fold_scores(full, data.y, data.folds, metric)
+    cv = float(np.mean(scores))
+    described = [
+        {"run_id": r.id, "trial": r.trial_number, "family": r.family, "weight": w}
+        for r, w in zip(chosen, choice.weights, strict=True)
+    ]
+    run = store.start_run(job_id, "ensemble", "ensemble", {"max_size": spec.ensemble.max_size})
+    store.finish_run(
+        run.id,
+        RunResult(
+            status="succeeded", cv_score=cv, cv_std=float(np.std(scores)), fold_scores=scores, members=described,
+            fit_seconds=0.0,
+        ),
+    )  # fmt: skip
+    selection.ensemble_run = store.get_run(run.id)
+    if len(chosen) > 1 and best.cv_score is not None and is_better(metric, cv, best.cv_score):
+        ordered = sorted(zip(chosen, choice.weights, strict=True), key=lambda mw: mw[0].id != best.id)
+        selection.members, selection.weights = [m for m, _ in ordered], [w for _, w in ordered]
+        selection.reason = f"the ensemble: CV {cv:.6g} beats the best single trial's {best.cv_score:.6g}"
+    else:
+        selection.reason = f"the best trial: the ensemble's CV {cv:.6g} does not beat it"
+    return selection
+
+
+def refit_members(
+    artifacts: ArtifactStore,
+    job: JobRecord,
+    data: JobData,
+    selection: Selection,
+    ranked: list[RunRecord],
+    wall_end: float | None,
+) -> Refitted:
+    """Refit the chosen members on every training row, in the time left. A member whose refit
+    would not fit but whose trial kept its model (holdout scheme) is registered as its trial fit
+    it; when the lead member can be neither, fall back to the best model that can be made in time."""
+    grace = min(MAX_GRACE_S, max(1.0, GRACE_SHARE * (job.time_budget_s or 0.0)))
+    out = Refitted()
+    members, weights = selection.members, selection.weights
+
+    def remaining() -> float:
+        return wall_end - time.monotonic() - SAFETY_S if wall_end is not None else float("inf")
+
+    def ready(run: RunRecord) -> bool:  # can be had in the time left
+        return refit_estimate(run, data) <= remaining() or run.model_uri is not None
+
+    def deadline_for(extra: float = 0.0) -> float:
+        return (wall_end - SAFETY_S + extra) if wall_end is not None else time.monotonic() + 7 * 24 * 3600.0
+
+    def make(run: RunRecord, extra: float = 0.0, reuse: bool | None = None) -> dict[str, Any] | None:
+        """Refit ``run``, or take its trial's fit (``reuse``; by default when a refit would not fit)."""
+        deadline = deadline_for(extra)
+        if reuse is None:
+            reuse = run.model_uri is not None and refit_estimate(run, data) > remaining()
+        if reuse:
+            target: Any = predict_trial_model
+            args: tuple[Any, ...] = (data, str(artifacts.root), run.model_uri, run.model_sha256)
+        else:
+            target = refit
+            key = f"jobs/{job.id}/members/trial-{run.trial_number}.joblib"
+            args = (data, run.family, run.params, str(artifacts.root), key, deadline)
+        try:
+            result: dict[str, Any] = run_in_child(target, args, deadline)
+        except (ChildTimeout, ChildCrashed, ChildError):
+            return None
+        return result
+
+    def fallback(failed: RunRecord) -> tuple[RunRecord, dict[str, Any]] | None:
+        """After the lead's refit failed: the best trial's own fit, or the cheapest refit, with grace."""
+        kept = [r for r in ranked if r.model_uri]
+        if kept:
+            result = make(kept[0], grace, reuse=True)
+            if result is not None:
+                return kept[0], result
+        cheapest = min(ranked[:20], key=lambda r: refit_estimate(r, data))
+        result = make(cheapest, grace, reuse=False) if cheapest.id != failed.id else None
+        return (cheapest, result) if result is not None else None
+
+    if not ready(members[0]):
+        # The chosen model cannot be had in the time left: the best one that can (or the cheapest).
+        fits = [r for r in ranked if ready(r)]
+        lead = fits[0] if fits else min(ranked, key=lambda r: refit_estimate(r, data))
+        out.reason = (
+            f"{lead.family} (trial {lead.trial_number}) alone: {selection.reason.split(':')[0]} "
+            f"could not be refit in the {max(remaining(), 0):.1f} s left"
+        )
+        members, weights = [lead], [1.0]
+    for index, (run, weight) in enumerate(zip(members, weights, strict=True)):
+        if index and not ready(run):
+            break  # no time left for this member: the ensemble is dropped below
+        result = make(run)
+        if result is None and index == 0:
+            rescued = fallback(run)
+            if rescued is None:
+                raise BudgetExhausted(
+                    f"refitting the final model ({run.family}, trial {run.trial_number}) failed in the time left",
+                    hint="raise budget.time_s so the final refit fits in it",
+                )
+            out.reason = (
+                f"{rescued[0].family} (trial {rescued[0].trial_number}) alone: the refit of "
+                f"{run.family} (trial {run.trial_number}) did not finish in the time left"
+            )
+            out.fitted.append((rescued[0], 1.0, rescued[1]))
+            return out
+        if result is None:
+            break
+        out.fitted.append((run, weight, result))
+    if len(out.fitted) < len(members):
+        lead = out.fitted[0][0]
+        out.fitted = out.fitted[:1]
+        out.reason = out.reason or (
+            f"{lead.family} (trial {lead.trial_number}) alone: {selection.reason.split(':')[0]} "
+            "could not be refit in the time left"
+        )
+    return out
+
+
+def extend_to_all_rows(
+    artifacts: ArtifactStore,
+    job: JobRecord,
+    data: JobData,
+    fitted: list[tuple[RunRecord, float, dict[str, Any]]],
+    wall_end: float | None,
+) -> dict[int, dict[str, Any]]:
+    """Refit each member on every row (training + holdout) while the time left allows, best member
+    first. Returns the all-rows fits by run id; a member left out keeps its training-rows fit."""
+    done: dict[int, dict[str, Any]] = {}
+    if len(data.y_holdout) == 0:
+        return done
+    grow = (len(data.y) + len(data.y_holdout)) / max(len(data.y), 1)
+    for run, _, _ in fitted:
+        if wall_end is not None and ALL_ROWS_MARGIN * grow * refit_estimate(run, data) > wall_end - time.monotonic():
+            continue
+        deadline = (wall_end - SAFETY_S) if wall_end is not None else time.monotonic() + 7 * 24 * 3600.0
+        key = f"jobs/{job.id}/members/trial-{run.trial_number}.all-rows.joblib"
+        try:
+            done[run.id] = run_in_child(
+                fit_all_rows, (data, run.family, run.params, str(artifacts.root), key, deadline), deadline
+            )
+        except (ChildTimeout, ChildCrashed, ChildError):
+            continue
+    return done
+
+
+def calibrate(artifacts: ArtifactStore, data: JobData, fitted: list[tuple[RunRecord, float, dict[str, Any]]]) -> float:
+    """The temperature of the final classifier, fitted on its members' blended out-of-fold
+    probabilities (1.0 for regression, or when scaling does not help)."""
+    if data.task == "regression":
+        return 1.0
+    rows = data.validated
+    oofs = [_load_oof(artifacts, run.oof_uri or "")[rows] for run, _, _ in fitted]
+    blended = ensemble.blend(oofs, [w for _, w, _ in fitted])
+    return fit_temperature(blended, data.y[rows], evidence_floor(len(rows)))
+
+
+def finalize_job(store: Store, artifacts: ArtifactStore, ctx: Any, wall_end: float | None) -> JobRecord:
+    """Ensemble selection, refit, calibration, holdout metrics, artifact and model version; ends
+    with the promotion policy. ``ctx`` is the job's :class:`automl.pipeline.JobContext`."""
+    from automl.promotion import apply_promotion
+
+    data, spec, job = ctx.data, ctx.spec, store.get_job(ctx.job.id)
+    metric = data.metric
+    existing = store.version_for_job(job.id)
+    if existing is not None:  # a finalizer that died after registering: the version stands
+        if "promotion" not in (job.summary or {}):
+            apply_promotion(store, artifacts, ctx, existing)
+        return store.get_job(job.id)
+    ranked = ranked_runs(store.list_runs(job.id), metric.greater_is_better)
+    if not ranked:
+        raise NoSuccessfulTrial(
+            "no trial finished successfully, so there is no model to register",
+            hint="see the errors with `automl leaderboard JOB_ID`; raise the budget or change candidates",
+        )
+    selection = choose_members(store, artifacts, job.id, data, spec, ranked)
+    refitted = refit_members(artifacts, job, data, selection, ranked, wall_end)
+    fitted = refitted.fitted
+    for run, _, out in fitted:
+        store.set_run_holdout(run.id, metric.score(data.y_holdout, out["holdout"]))
+    use_ensemble = len(fitted) > 1
+    weights = [w for _, w, _ in fitted]
+    temperature = calibrate(artifacts, data, fitted)
+    final_pred = (
+        ensemble.blend([o["holdout"] for _, _, o in fitted], weights) if use_ensemble else fitted[0][2]["holdout"]
+    )
+    floor = evidence_floor(len(data.validated))
+    if data.task != "regression":
+        final_pred = scale(final_pred, temperature, floor)
+    holdout_score = float(metric.score(data.y_holdout, final_pred))
+    if selection.ensemble_run is not None and use_ensemble:
+        store.set_run_holdout(selection.ensemble_run.id, holdout_score)
+    all_rows = extend_to_all_rows(artifacts, job, data, fitted, wall_end)
+    version = register(
+        store, artifacts, job, data, fitted, all_rows, selection, use_ensemble, (temperature, floor), holdout_score
+    )
+    reason = refitted.reason or selection.reason
+    summarise(store, job, data, selection, fitted, all_rows, use_ensemble, version, reason, temperature, final_pred)
+    apply_promotion(store, artifacts, ctx, version)
+    return store.get_job(job.id)
+
+
+def register(
+    store: Store,
+    artifacts: ArtifactStore,
+    job: JobRecord,
+    data: JobData,
+    fitted: list[tuple[RunRecord, float, dict[str, Any]]],
+    all_rows: dict[int, dict[str, Any]],
+    selection: Selection,
+    use_ensemble: bool,
+    calibration: tuple[float, float],
+    holdout_score: float,
+) -> ModelVersionRecord:
+    """Save the final model (one member, or a voting ensemble; each member refit on every row where
+    that was done) and, when it differs, the evaluation model that produced the holdout score;
+    record them as the job's model version with its holdout metrics."""
+    base = f"models/{job.model_name}/job-{job.id}"
+    weights = [w for _, w, _ in fitted]
+
+    def save(key: str, members: list[dict[str, Any]]) -> str:
+        if job.task == "regression" and len(members) == 1:
+            # One regression member is the model as it stands: copy its bytes, don't load and
+            # re-save them (a large forest costs seconds each way, past the wall).
+            return artifacts.put_bytes(key, artifacts.get_bytes(members[0]["key"], members[0]["sha256"]))
+        estimators = [artifacts.get_object(m["key"], m["sha256"]) for m in members]
+        model = assemble(job.task, estimators, weights, data.classes, *calibration)
+        return artifacts.put_object(key, model)
+
+    final_members = [all_rows.get(run.id, out) for run, _, out in fitted]
+    model_key = f"{base}/model.joblib"
+    sha = save(model_key, final_members)
+    evaluation_key: str | None = None
+    evaluation_sha: str | None = None
+    if all_rows:
+        evaluation_key = f"{base}/evaluation.joblib"
+        evaluation_sha = save(evaluation_key, [out for _, _, out in fitted])
+    winner = selection.ensemble_run if (use_ensemble and selection.ensemble_run is not None) else fitted[0][0]
+    return store.create_model_version(
+        NewModelVersion(
+            model_name=job.model_name,
+            job_id=job.id,
+            run_id=winner.id,
+            task=job.task,
+            metric=job.metric,
+            cv_score=winner.cv_score,
+            holdout_score=holdout_score,
+            artifact_uri=model_key,
+            artifact_sha256=sha,
+            input_schema=[
+                {"name": name, "kind": kind, "dtype": data.profile.column(name).dtype}
+                for name, kind in data.plan.features
+            ],
+            evaluation_uri=evaluation_key,
+            evaluation_sha256=evaluation_sha,
+        )
+    )
+
+
+def _trained_on(
+    fitted: list[tuple[RunRecord, float, dict[str, Any]]], all_rows: dict[int, dict[str, Any]], train: int, hold: int
+) -> str:
+    """Which rows the registered model learned from, in words (the model card shows it)."""
+    if all_rows and len(all_rows) == len(fitted):
+        return (
+            f"every row: {train + hold:,} ({train:,} training + {hold:,} holdout); the holdout score is from "
+            f"a fit on the {train:,} training rows"
+        )
+    if all_rows:
+        return (
+            f"{len(all_rows)} of {len(fitted)} members on every row ({train + hold:,}), the others on the "
+            f"{train:,} training rows (no time left to refit them)"
+        )
+    return f"the {train:,} training rows (no time left to refit on all {train + hold:,} rows)"
+
+
+def summarise(
+    store: Store,
+    job: JobRecord,
+    data: JobData,
+    selection: Selection,
+    fitted: list[tuple[RunRecord, float, dict[str, Any]]],
+    all_rows: dict[int, dict[str, Any]],
+    use_ensemble: bool,
+    version: ModelVersionRecord,
+    reason: str,
+    temperature: float,
+    final_pred: np.ndarray,
+) -> None:
+    """One record of what happened: the final model and why, the best trial as ranked, the
+    ensemble (used or not), holdout metrics, calibration and the validation scheme."""
+    report = holdout_report(job.task, data.y_holdout, final_pred)
+    scalar = {k: float(v) for k, v in report.items() if isinstance(v, int | float)}
+    store.add_metrics(
+        [NewMetric(name=k, value=v, split="holdout", model_version_id=version.id) for k, v in scalar.items()]
+    )
+    trials = [r for r in store.list_runs(job.id) if r.kind == "trial"]
+    best, ens = selection.best, selection.ensemble_run
+    lead = fitted[0][0]
+    summary = {
+        "final": "ensemble" if use_ensemble else "single",
+        "final_reason": reason,
+        "model": {
+            "run_id": version.run_id,
+            "members": [
+                {
+                    "run_id": r.id,
+                    "trial": r.trial_number,
+                    "family": r.family,
+                    "weight": w,
+                    "trained_on": "every row (training + holdout)"
+                    if r.id in all_rows
+                    else ("the trial's training split" if o.get("reused") else "every training row"),
+                }
+                for r, w, o in fitted
+            ],
+            "family": "ensemble" if use_ensemble else lead.family,
+            "trial": None if use_ensemble else lead.trial_number,
+        },
+        "best": {
+            "run_id": best.id,
+            "trial": best.trial_number,
+            "family": best.family,
+            "params": best.params,
+            "cv_score": best.cv_score,
+            "cv_std": best.cv_std,
+        },
+        "ensemble": None
+        if ens is None
+        else {
+            "run_id": ens.id,
+            "cv_score": ens.cv_score,
+            "members": [
+                {"run_id": r.id, "trial": r.trial_number, "family": r.family, "weight": w} for r, w, _ in fitted
+            ]
+            if use_ensemble
+            else ens.members,
+            "used": use_ensemble,
+        },
+        "holdout": report,
+        "holdout_score": version.holdout_score,
+        "metric": job.metric,
+        "calibration": None
+        if data.task == "regression"
+        else {
+            "method": "temperature",
+            "temperature": temperature,
+            "probability_floor": evidence_floor(len(data.validated)),
+        },
+        "validation": data.validation.to_dict(),
+        "holdout_split": data.split.to_dict(),
+        "trained_on": _trained_on(fitted, all_rows, len(data.y), len(data.y_holdout)),
+        "version": {
+            "id": version.id,
+            "model_name": version.model_name,
+            "version": version.version,
+            "artifact_uri": version.artifact_uri,
+            "sha256": version.artifact_sha256,
+        },
+        "trials": {s: sum(1 for r in trials if r.status == s) for s in ("succeeded", "failed", "pruned", "timeout")},
+        "classes": data.classes,
+    }
+    store.update_job(job.id, summary={**(store.get_job(job.id).summary or {}), **summary})
