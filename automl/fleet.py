@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from automl.artifacts import ArtifactStore
 from automl.errors import AutomlError, StoreError
@@ -96,25 +97,55 @@ def run_trials(
         if not job.cancel_requested and not _budget_spent(store, job_id):
             dispatch.run_trials(job_id)
             return "continued"
-    return settle(store, job_id, dispatch, lease_s)
+    return settle(store, job_id, dispatch, lease_s, database_url)
 
 
-def settle(store: Store, job_id: int, dispatch: Dispatch, lease_s: float) -> str:
-    """Once no trial of the job is running (live), cancel it or hand it to the one finalizer."""
+def settle(store: Store, job_id: int, dispatch: Dispatch, lease_s: float, database_url: str | None = None) -> str:
+    """Once no trial of the job is running (live), cancel it or hand it to the one finalizer.
+
+    Runs whose worker stopped heartbeating are failed, and so are their trials in the study, with
+    any trial a dead worker had drawn ahead (its slot is given back): after the job, the study has
+    no RUNNING trial, and a trial cap that such losses left short gets its trials run."""
+    from automl.tuning import fail_zombie_trials, load_job_study
+
     job = store.get_job(job_id)
     if job.status != "running":
         return job.status
+    study = load_job_study(database_url, job_id) if database_url else None
     store.fail_stale_runs(job_id, lease_s)
-    if any(r.status == "running" for r in store.list_runs(job_id)):
+    if study is not None:
+        fail_zombie_trials(study, store, job_id, lease_s)
+    runs = store.list_runs(job_id)
+    if any(r.status == "running" for r in runs) or (study is not None and _drawn_not_started(study)):
         # The task running that trial settles the job when it ends; if its worker died instead,
         # this check comes back after the lease and fails the trial.
         dispatch.check_later(job_id, lease_s)
         return "waiting"
     if job.cancel_requested:
         return _cancelled(store, job_id)
+    job = store.get_job(job_id)
+    if job.trial_budget is not None and job.trials_started < job.trial_budget and not _out_of_time(job):
+        dispatch.run_trials(job_id)  # slots given back by lost trials: run them
+        return "continued"
     if store.claim_finalize(job_id):  # exactly one caller wins; the others leave it to that one
         dispatch.finalize(job_id)
     return "finalizing"
+
+
+def _drawn_not_started(study: Any) -> bool:
+    """A trial drawn by a live worker that has not started its run yet (within the lease)."""
+    import optuna
+
+    return bool(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+
+
+def _out_of_time(job: Any) -> bool:
+    if job.time_budget_s is None or job.started_at is None:
+        return False
+    from automl.pipeline import wall_end_of
+
+    wall_end = wall_end_of(job)
+    return wall_end is not None and time.monotonic() >= wall_end - 0.05 * job.time_budget_s
 
 
 def _cancelled(store: Store, job_id: int) -> str:

@@ -77,6 +77,10 @@ def test_two_workers_share_one_study_and_one_runs_table(fleet: Fleet, tmp_path: 
 
 
 def test_a_worker_killed_mid_trial_loses_no_job(fleet: Fleet, tmp_path: Path) -> None:
+    import optuna
+
+    from automl.store.sql import normalize_url
+
     first = fleet.start_worker()
     fleet.start_worker()
     spec = write_spec(  # forests: trials of a second or more, so the kill lands inside one
@@ -84,7 +88,7 @@ def test_a_worker_killed_mid_trial_loses_no_job(fleet: Fleet, tmp_path: Path) ->
         "titanic.csv",
         dataset={"target": "survived", "drop": ["alive"]},
         task="classification",
-        budget={"time_s": 60, "trials": 14},
+        budget={"time_s": 150, "trials": 14},  # the cap ends it; the time only bounds a failure
         candidates={"include": ["random_forest", "extra_trees"]},
         cv={"folds": 3},
     )
@@ -111,6 +115,16 @@ def test_a_worker_killed_mid_trial_loses_no_job(fleet: Fleet, tmp_path: Path) ->
     for victim in victims:
         killed = store.get_run(victim.id)
         assert killed.status == "failed" and killed.error_code == "WORKER_LOST"
+    # No zombie in the study: the lost run's trial and any trial the dead worker had drawn ahead
+    # are FAIL; the cap counts the trials that ran (the drawn-ahead one gave its slot back).
+    study = optuna.load_study(
+        study_name=f"automl-job-{job_id}", storage=normalize_url(fleet.env["AUTOML_DATABASE_URL"])
+    )
+    assert not [t.number for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    trials = _trials(fleet, job_id)
+    assert len(trials) == 14, [(r.trial_number, r.status) for r in trials]
+    for victim in victims:
+        assert study.trials[victim.trial_number].state == optuna.trial.TrialState.FAIL
     store.close()
     assert len(_versions(fleet, job_id)) == 1
 
