@@ -39,7 +39,19 @@ def row_keys(frame: Any, id_column: str | None = None) -> np.ndarray:
     import pandas as pd
 
     columns = frame[[id_column]] if id_column else frame
-    hashed = pd.util.hash_pandas_object(columns, index=False).to_numpy(dtype=np.uint64)
+    # Canonical values, so that the same row read from CSV or Parquet, with ints or floats, with
+    # pandas' string dtype or plain objects, gets the same key: numbers as float64, the rest as text.
+    canonical = pd.DataFrame(
+        {
+            str(name): (
+                columns[name].astype("float64")
+                if pd.api.types.is_numeric_dtype(columns[name].dtype)
+                else columns[name].astype(object).where(columns[name].notna(), None).map(str).astype(object)
+            )
+            for name in columns.columns
+        }
+    )
+    hashed = pd.util.hash_pandas_object(canonical, index=False).to_numpy(dtype=np.uint64)
     keys: np.ndarray = (hashed >> np.uint64(11)).astype(np.float64) / float(2**53)
     return keys
 

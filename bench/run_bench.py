@@ -16,6 +16,7 @@ scikit-learn and numpy. Writes bench/RESULTS.md and bench/out/results.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -83,15 +84,19 @@ def _job_data(entry: dict[str, Any]) -> Any:
     from automl.profile import profile_frame, resolve_task, with_target
     from automl.training import prepare_data
 
-    frame = pd.read_csv(_dataset_path(entry)).drop(columns=entry.get("drop", []))
+    # The engine draws its holdout by a hash of each whole row of the file, dropped columns included
+    # (its spec's `drop` only keeps them out of the features): hash the same rows here, then drop.
+    frame = pd.read_csv(_dataset_path(entry))
+    drop = list(entry.get("drop", []))
     target = entry["target"]
     task = resolve_task(frame[target], "regression" if entry["task"] == "regression" else "classification")
     profile = with_target(profile_frame(frame), frame, target, task)
-    plan = plan_features(profile, target, [], list(profile.leaks), None)
-    return prepare_data(
+    plan = plan_features(profile, target, drop, list(profile.leaks), None)
+    data = prepare_data(
         frame, target=target, task=task, metric=DEFAULT_METRIC[task], plan=plan, profile=profile,
         holdout_fraction=0.2, folds=5, seed=0, n_jobs=-1,
     )  # fmt: skip
+    return dataclasses.replace(data, X=data.X.drop(columns=drop), X_holdout=data.X_holdout.drop(columns=drop))
 
 
 def run_automl(entry: dict[str, Any], budget: float) -> dict[str, Any]:
