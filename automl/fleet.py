@@ -23,6 +23,7 @@ from automl.store.base import Store
 
 SLICE_S = 300.0  # a trial task hands over after this long; its next copy goes back on the queue
 LEASE_S = 60.0  # a running trial with no heartbeat for this long lost its worker
+LOST_SLOT_GRACE_S = 2.0  # how long a slot counted with no trial drawn for it must stay so to be lost
 DEFAULT_PARALLEL = 4
 
 
@@ -104,8 +105,9 @@ def settle(store: Store, job_id: int, dispatch: Dispatch, lease_s: float, databa
     """Once no trial of the job is running (live), cancel it or hand it to the one finalizer.
 
     Runs whose worker stopped heartbeating are failed, and so are their trials in the study, with
-    any trial a dead worker had drawn ahead (its slot is given back): after the job, the study has
-    no RUNNING trial, and a trial cap that such losses left short gets its trials run."""
+    any trial a dead worker had drawn ahead (its slot is given back), and so is a slot it claimed
+    without drawing a trial: after the job, the study has no RUNNING trial, and a trial cap that
+    such losses left short gets its trials run."""
     from automl.tuning import fail_zombie_trials, load_job_study
 
     job = store.get_job(job_id)
@@ -123,6 +125,8 @@ def settle(store: Store, job_id: int, dispatch: Dispatch, lease_s: float, databa
         return "waiting"
     if job.cancel_requested:
         return _cancelled(store, job_id)
+    if job.trial_budget is not None:
+        _give_back_lost_slots(store, job_id, study)
     job = store.get_job(job_id)
     if job.trial_budget is not None and job.trials_started < job.trial_budget and not _out_of_time(job):
         dispatch.run_trials(job_id)  # slots given back by lost trials: run them
@@ -130,6 +134,27 @@ def settle(store: Store, job_id: int, dispatch: Dispatch, lease_s: float, databa
     if store.claim_finalize(job_id):  # exactly one caller wins; the others leave it to that one
         dispatch.finalize(job_id)
     return "finalizing"
+
+
+def _give_back_lost_slots(store: Store, job_id: int, study: Any) -> None:
+    """A worker that died between claiming a trial slot and drawing its trial left a slot that no
+    run and no study trial stands for. When nothing is running or drawn and the count of trials
+    started stays above the trial runs for a grace period (a live worker draws its trial
+    milliseconds after its claim), the count is set back to the runs, compare-and-set."""
+
+    def reading() -> tuple[bool, int, int]:
+        runs = store.list_runs(job_id)
+        busy = any(r.status == "running" for r in runs) or (study is not None and _drawn_not_started(study))
+        ran = sum(1 for r in runs if r.kind == "trial")
+        return busy, store.job_counters(job_id).trials_started, ran
+
+    first = reading()
+    busy, observed, ran = first
+    if busy or observed <= ran:
+        return
+    time.sleep(LOST_SLOT_GRACE_S)
+    if reading() == first:
+        store.reset_trial_slots(job_id, observed, ran)
 
 
 def _drawn_not_started(study: Any) -> bool:

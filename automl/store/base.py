@@ -94,6 +94,11 @@ class Store(ABC):
         """Give back a slot claimed for a trial that never started."""
 
     @abstractmethod
+    def reset_trial_slots(self, job_id: int, observed: int, started: int) -> bool:
+        """Set the trials-started count to ``started`` if it still reads ``observed`` (slots lost
+        by a worker that died between claiming them and starting a trial); False if it moved."""
+
+    @abstractmethod
     def request_cancel(self, job_id: int) -> JobRecord:
         """Cancel a job: a queued one ends ``cancelled`` now; a running one is flagged to stop."""
 

@@ -253,6 +253,15 @@ class SqlStore(Store):
                 .values(trials_started=JobRow.trials_started - 1)
             )
 
+    def reset_trial_slots(self, job_id: int, observed: int, started: int) -> bool:
+        with self._session() as s:
+            result = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.trials_started == observed)
+                .values(trials_started=started)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
     def request_cancel(self, job_id: int) -> rec.JobRecord:
         with self._session() as s:
             s.execute(

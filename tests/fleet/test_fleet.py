@@ -116,7 +116,8 @@ def test_a_worker_killed_mid_trial_loses_no_job(fleet: Fleet, tmp_path: Path) ->
         killed = store.get_run(victim.id)
         assert killed.status == "failed" and killed.error_code == "WORKER_LOST"
     # No zombie in the study: the lost run's trial and any trial the dead worker had drawn ahead
-    # are FAIL; the cap counts the trials that ran (the drawn-ahead one gave its slot back).
+    # are FAIL; the cap counts the trials that ran (a slot the dead worker claimed, drawn ahead or
+    # not yet drawn when it died, is given back).
     study = optuna.load_study(
         study_name=f"automl-job-{job_id}", storage=normalize_url(fleet.env["AUTOML_DATABASE_URL"])
     )

@@ -169,6 +169,10 @@ def test_trial_slots_are_counted_against_the_cap_and_can_be_given_back(store: Sq
     assert store.claim_trial_slot(job.id, None) is True  # no cap
     counters = store.job_counters(job.id)
     assert (counters.status, counters.cancel_requested, counters.trials_started) == ("running", False, 3)
+    assert store.reset_trial_slots(job.id, observed=2, started=1) is False  # it moved: left alone
+    assert store.job_counters(job.id).trials_started == 3
+    assert store.reset_trial_slots(job.id, observed=3, started=2) is True  # one slot lost: given back
+    assert store.job_counters(job.id).trials_started == 2
     store.request_cancel(job.id)
     assert store.job_counters(job.id).cancel_requested is True
     with pytest.raises(NotFound):
@@ -525,3 +529,29 @@ def test_view_timestamps_are_utc_datetimes(store: SqlStore) -> None:
     assert is_utc(running["started_at"]) and running["finished_at"] is None
     (summary,) = store.version_summaries(version.model_name)
     assert summary["created_at"] == version.created_at and is_utc(summary["created_at"])
+
+
+def test_settling_gives_back_a_slot_claimed_by_a_worker_that_died_before_drawing_its_trial(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claimed slots that no run stands for, with nothing running or drawn, are lost: the cap gets
+    its trials run. One claimed while a run is still going is not touched."""
+    from automl import fleet
+
+    monkeypatch.setattr(fleet, "LOST_SLOT_GRACE_S", 0.05)
+    asked: list[str] = []
+    dispatch = fleet.Dispatch(
+        run_trials=lambda _id: asked.append("run_trials"),
+        finalize=lambda _id: asked.append("finalize"),
+        check_later=lambda _id, _s: asked.append("check_later"),
+    )
+    job = create_job(store)  # a cap of 20 trials, a 60 s budget
+    store.claim_job(job.id)
+    assert store.claim_trial_slot(job.id, 20) and store.claim_trial_slot(job.id, 20)
+    run = store.start_run(job.id, "trial", "linear", {}, trial_number=0, worker="w:1")
+    assert fleet.settle(store, job.id, dispatch, lease_s=60.0) == "waiting"  # a live run: wait
+    assert store.job_counters(job.id).trials_started == 2
+    store.finish_run(run.id, RunResult(status="succeeded", cv_score=0.9))
+    assert fleet.settle(store, job.id, dispatch, lease_s=60.0) == "continued"
+    assert store.job_counters(job.id).trials_started == 1  # the lost slot is back
+    assert asked == ["check_later", "run_trials"]
