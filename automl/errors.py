@@ -110,6 +110,12 @@ class NotFound(InputError, LookupError):
     code = "NOT_FOUND"
 
 
+class JobNotResumable(InputError):
+    """A job that cannot be resumed: it ended, or its process is still alive."""
+
+    code = "JOB_NOT_RESUMABLE"
+
+
 # -- store and services (exit 3) ----------------------------------------------------------------
 
 

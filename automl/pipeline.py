@@ -8,12 +8,14 @@ call any step on its own, because each one rebuilds what it needs from the store
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import platform
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -205,6 +207,7 @@ def tune_job(
     stop_at: float | None = None,
     worker: str | None = None,
     lease_s: float = LEASE_S,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Any:
     """Run trials into the job's one study until its budget is spent (or, for a worker, until
     ``stop_at``). Safe to call from many processes at once: they share the study and the counters."""
@@ -221,7 +224,10 @@ def tune_job(
     extra = TF_IMPORT_S if "mlp" in ctx.families else 0.0
     limits = TuneLimits(wall_end_of(job), spec.budget.trials, spec.budget.trial_time_s, spec.ensemble.max_size, extra)
     progress = TuneProgress(time.monotonic(), spec.budget.time_s)
-    return tune(study, ctx.data, ctx.families, store, artifacts, job.id, limits, progress, on_progress, worker, stop_at)
+    return tune(
+        study, ctx.data, ctx.families, store, artifacts, job.id, limits, progress, on_progress, worker, stop_at,
+        should_stop,
+    )  # fmt: skip
 
 
 # -- step 4: finalize (automl.finalize) ------------------------------------------------------------
@@ -238,6 +244,49 @@ def finalize_job(store: Store, artifacts: ArtifactStore, ctx: JobContext, wall_e
 # -- the local runner -----------------------------------------------------------------------------
 
 
+class StopRequest:
+    """What the user asked of a running ``automl run`` with Ctrl-C: the first press finishes the
+    job with the trials done (ensemble and version as usual), the second cancels it."""
+
+    def __init__(self) -> None:
+        self.finish = False
+
+    def __call__(self) -> bool:
+        return self.finish
+
+
+HEARTBEAT_S = 5.0  # how often an in-process runner stamps its job (a stale stamp: the process died)
+
+
+def process_lost(job: JobRecord, lease_s: float = LEASE_S) -> bool:
+    """A running job run in-process whose process stopped stamping it for ``lease_s``: it died."""
+    if job.status != "running" or job.heartbeat_at is None:
+        return False
+    return (datetime.now(UTC) - job.heartbeat_at).total_seconds() > lease_s
+
+
+@contextmanager
+def job_heartbeat(store: Store, job_id: int, every_s: float = HEARTBEAT_S) -> Iterator[None]:
+    """Stamp the job's heartbeat from a background thread while the block runs."""
+    import threading
+
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(every_s):
+            with contextlib.suppress(Exception):  # a store hiccup: the next beat tries again
+                store.heartbeat_job(job_id)
+
+    store.heartbeat_job(job_id)
+    thread = threading.Thread(target=beat, name=f"automl-job-{job_id}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=every_s + 1.0)
+
+
 def run_job(
     store: Store,
     artifacts: ArtifactStore,
@@ -245,54 +294,155 @@ def run_job(
     database_url: str,
     on_progress: Callable[[Any], None] | None = None,
     clock_started: datetime | None = None,
+    stop: StopRequest | None = None,
+    lease_s: float = LEASE_S,
 ) -> JobRecord:
     """Run every step of a queued job in this process. Failures end the job ``failed`` with a code.
 
     ``clock_started`` (the start of the user's command) makes the time budget count from then
-    instead of from the job's claim, so that loading and registering the data are inside it."""
+    instead of from the job's claim, so that loading and registering the data are inside it.
+    ``stop`` turning true ends tuning early and finishes the job with the trials done; a
+    ``KeyboardInterrupt`` cancels it. The job is heartbeated while this runs (see :func:`resume_job`)."""
     started = time.monotonic()
     if clock_started is not None:
         started -= max(0.0, (datetime.now(UTC) - clock_started).total_seconds())
-    try:
+    with _ends_job(store, job_id):
         ctx = start_job(store, artifacts, job_id)
         if clock_started is not None:
             store.update_job(job_id, started_at=clock_started)
-        budget = ctx.spec.budget.time_s
-        tune_started = time.monotonic()
-        progress = tune_job(store, artifacts, ctx, database_url, on_progress)
-        tuned = time.monotonic()
+        with job_heartbeat(store, job_id, min(HEARTBEAT_S, lease_s / 4)):
+            return _tune_and_finalize(store, artifacts, ctx, database_url, on_progress, started, stop)
+    raise AssertionError("unreachable")  # pragma: no cover  (_ends_job re-raises)
+
+
+@contextmanager
+def _ends_job(store: Store, job_id: int) -> Iterator[None]:
+    """A failure ends the job ``failed`` with its code; Ctrl-C (KeyboardInterrupt) cancels it."""
+    try:
+        yield
+    except AutomlError as exc:
+        store.finish_job(job_id, "failed", exc.code, str(exc))
+        raise
+    except KeyboardInterrupt:
+        from automl.store.records import RunResult
+
+        for run in store.list_runs(job_id):  # this process ran them all: none is left running
+            if run.status == "running":
+                store.finish_run(run.id, RunResult(status="cancelled", error_code="CANCELLED"))
+        store.finish_job(job_id, "cancelled", "CANCELLED", "cancelled by the user (Ctrl-C); no version was registered")
+        raise
+    except BaseException as exc:
+        store.finish_job(job_id, "failed", "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _tune_and_finalize(
+    store: Store,
+    artifacts: ArtifactStore,
+    ctx: JobContext,
+    database_url: str,
+    on_progress: Callable[[Any], None] | None,
+    started: float,
+    stop: StopRequest | None,
+) -> JobRecord:
+    job_id = ctx.job.id
+    budget = store.get_job(job_id).time_budget_s
+    tune_started = time.monotonic()
+    progress = None
+    if store.get_job(job_id).finalize_claimed_at is None:  # a resumed job may have died finalizing
+        progress = tune_job(store, artifacts, ctx, database_url, on_progress, should_stop=stop)
         if store.get_job(job_id).cancel_requested:
             return store.finish_job(job_id, "cancelled", "CANCELLED", "cancelled while running")
         if not store.claim_finalize(job_id):
             return store.get_job(job_id)  # another process is finalizing it
-        job = finalize_job(store, artifacts, ctx, wall_end_of(store.get_job(job_id)))
-        ended = time.monotonic()
-        timing = {
-            "elapsed_s": round(ended - started, 3),
-            "budget_s": budget,
-            "prepare_s": round(tune_started - started, 3),
-            "tuning_s": round(tuned - tune_started, 3),
-            "finalize_s": round(ended - tuned, 3),
-            "overrun_s": round(max(0.0, ended - started - budget), 3) if budget else None,
-        }
-        store.update_job(
-            job_id,
-            summary={
-                **(job.summary or {}),
-                "timing": timing,
-                "trials_run": progress.done + progress.failed + progress.pruned,
-            },
+    tuned = time.monotonic()
+    job = finalize_job(store, artifacts, ctx, wall_end_of(store.get_job(job_id)))
+    ended = time.monotonic()
+    timing = {
+        "elapsed_s": round(ended - started, 3),
+        "budget_s": budget,
+        "prepare_s": round(tune_started - started, 3),
+        "tuning_s": round(tuned - tune_started, 3),
+        "finalize_s": round(ended - tuned, 3),
+        "overrun_s": round(max(0.0, ended - started - budget), 3) if budget else None,
+    }
+    summary: dict[str, Any] = {**(job.summary or {}), "timing": timing}
+    if progress is not None:
+        summary["trials_run"] = progress.done + progress.failed + progress.pruned
+    if stop is not None and stop.finish:
+        summary["stopped_early"] = "the user pressed Ctrl-C: tuning ended early, the job finished with the trials done"
+    store.update_job(job_id, summary=summary)
+    return store.finish_job(job_id, "succeeded")
+
+
+def resume_job(
+    store: Store,
+    artifacts: ArtifactStore,
+    job_id: int,
+    database_url: str,
+    on_progress: Callable[[Any], None] | None = None,
+    time_s: float | None = None,
+    stop: StopRequest | None = None,
+    lease_s: float = LEASE_S,
+) -> JobRecord:
+    """Continue, in this process, a job whose in-process runner died (killed, a reboot): its
+    heartbeat is older than ``lease_s``. Every run already recorded and the study are kept; the
+    runs the dead process left ``running`` are failed (``WORKER_LOST``) with their trials, the
+    trial slots they held are given back, and the job gets the time it had not yet used (``time_s``
+    overrides it). A queued job is simply run."""
+    from datetime import timedelta
+
+    from automl.errors import JobNotResumable
+    from automl.tuning import fail_zombie_trials, open_study, recover_stale, study_name
+
+    job = store.get_job(job_id)
+    if job.status == "queued":
+        return run_job(store, artifacts, job_id, database_url, on_progress, stop=stop, lease_s=lease_s)
+    if job.status != "running":
+        raise JobNotResumable(
+            f"job {job_id} already ended: {job.status}",
+            hint="only a queued job or a running one whose process died can be resumed; run the spec again "
+            "for a new job",
         )
-        return store.finish_job(job_id, "succeeded")
-    except AutomlError as exc:
-        store.finish_job(job_id, "failed", exc.code, str(exc))
-        raise
-    except BaseException as exc:
-        code = "INTERRUPTED" if isinstance(exc, KeyboardInterrupt) else "INTERNAL_ERROR"
-        store.finish_job(
-            job_id, "failed" if code != "INTERRUPTED" else "cancelled", code, f"{type(exc).__name__}: {exc}"
+    last = job.heartbeat_at or job.started_at
+    if not store.claim_stalled_job(job_id, lease_s):
+        age = (datetime.now(UTC) - last).total_seconds() if last else 0.0
+        raise JobNotResumable(
+            f"job {job_id} is still running: its process stamped it {age:.0f} s ago (a process is taken "
+            f"for dead after {lease_s:.0f} s without a stamp)",
+            hint="wait for it, or cancel it with `automl cancel JOB_ID`",
+            code="JOB_ALIVE",
         )
-        raise
+    now = datetime.now(UTC)
+    used = max(0.0, ((last or now) - (job.started_at or now)).total_seconds())
+    with _ends_job(store, job_id):
+        fields: dict[str, Any] = {"started_at": now - timedelta(seconds=used)}
+        budget = job.time_budget_s
+        if time_s is not None:
+            budget = used + time_s
+        elif budget is not None and budget - used < 0.25 * budget:
+            budget = used + 0.25 * budget  # what was left would not even refit: a quarter more
+        left = None if budget is None else round(budget - used, 1)
+        resumes = [*(job.summary or {}).get("resumes", []), {"at": now.isoformat(), "used_s": round(used, 1),
+                                                            "left_s": left}]  # fmt: skip
+        fields["time_budget_s"] = budget
+        fields["summary"] = {**(job.summary or {}), "resumes": resumes}
+        store.update_job(job_id, **fields)
+        ctx = load_context(store, artifacts, job_id)
+        if job.study_name is None:
+            store.update_job(job_id, study_name=study_name(job_id))
+        study = open_study(database_url, job_id, ctx.spec.seed, ctx.data.metric)
+        recover_stale(study, store, job_id, 0.0)  # the dead process's runs: nothing will finish them
+        fail_zombie_trials(study, store, job_id, 0.0)  # and the trials it drew but never ran
+        counters = store.job_counters(job_id)
+        ran = sum(1 for r in store.list_runs(job_id) if r.kind == "trial")
+        store.reset_trial_slots(job_id, counters.trials_started, ran)
+        if job.finalize_claimed_at is not None:
+            store.release_finalize(job_id)
+            store.claim_finalize(job_id)  # this process finalizes it
+        with job_heartbeat(store, job_id, min(HEARTBEAT_S, lease_s / 4)):
+            return _tune_and_finalize(store, artifacts, ctx, database_url, on_progress, time.monotonic(), stop)
+    raise AssertionError("unreachable")  # pragma: no cover  (_ends_job re-raises)
 
 
 def load_model(store: Store, artifacts: ArtifactStore, version_id: int) -> Any:

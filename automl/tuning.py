@@ -250,18 +250,23 @@ def _launch(asked: _Asked, data: JobData, store: Store, job_id: int, worker: str
 
 
 def _abandon(launched: _Launched, store: Store, study: optuna.Study, exc: BaseException) -> None:
-    """The parent failed while a trial ran: stop the child and leave no run ``running``."""
+    """The parent failed (or the user pressed Ctrl-C to cancel) while a trial ran: stop the child
+    and leave no run ``running``."""
     launched.child.kill()
+    if isinstance(exc, KeyboardInterrupt):
+        result = RunResult(status="cancelled", error_code="CANCELLED", error_message="interrupted by the user (Ctrl-C)")
+    else:
+        result = RunResult(status="failed", error_code="INTERNAL_ERROR", error_message=repr(exc))
     with contextlib.suppress(Exception):  # the store may be what failed: then the lease recovers the run
-        store.finish_run(
-            launched.run_id, RunResult(status="failed", error_code="INTERNAL_ERROR", error_message=repr(exc))
-        )
+        store.finish_run(launched.run_id, result)
     with contextlib.suppress(Exception):
         _tell_failed(study, launched.asked.trial.number)
 
 
-def _collect(launched: _Launched, study: optuna.Study, store: Store, job_id: int) -> _Outcome:
-    """Serve the child's fold reports (prune? cancelled?) and heartbeat its run until it ends."""
+def _collect(
+    launched: _Launched, study: optuna.Study, store: Store, job_id: int, should_stop: Callable[[], bool] | None
+) -> _Outcome:
+    """Serve the child's fold reports (prune? cancelled? stopped?) and heartbeat its run until it ends."""
     trial = launched.asked.trial
 
     def on_fold(message: Any) -> str:
@@ -279,6 +284,8 @@ def _collect(launched: _Launched, study: optuna.Study, store: Store, job_id: int
 
     def on_tick() -> str | None:
         store.heartbeat_run(launched.run_id)
+        if should_stop is not None and should_stop():
+            return STOP
         return STOP if store.job_counters(job_id).cancel_requested else None
 
     try:
@@ -396,10 +403,12 @@ def tune(
     on_progress: Callable[[TuneProgress], None] | None = None,
     worker: str | None = None,
     stop_at: float | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TuneProgress:
     """Run trials until the job's trial cap (a counter shared by every worker) or its time wall
     (less the refit reserve) is reached, or the job is cancelled. ``stop_at`` ends this caller's
-    share early (a worker's time slice) without ending the job.
+    share early (a worker's time slice) without ending the job; so does ``should_stop`` turning
+    true (the user asked to finish with the trials done), which also stops the trial running.
 
     The parent's bookkeeping overlaps the children's work: as soon as one trial's child returns,
     the next trial's child is started, and only then is the finished trial written to the store and
@@ -435,7 +444,7 @@ def tune(
                     break
             else:
                 tune_end = math.inf
-            if store.job_counters(job_id).cancel_requested:
+            if store.job_counters(job_id).cancel_requested or (should_stop is not None and should_stop()):
                 break
             if held is None:
                 if not store.claim_trial_slot(job_id, limits.trial_cap):
@@ -450,7 +459,12 @@ def tune(
                     if record(outcome) == "cancelled":
                         raise _Cancelled
                 horizon = min(tune_end, stop_at if stop_at is not None else math.inf)
-                if time.monotonic() + last_trial_s < horizon and store.claim_trial_slot(job_id, limits.trial_cap):
+                stopping = should_stop is not None and should_stop()
+                if (
+                    not stopping
+                    and time.monotonic() + last_trial_s < horizon
+                    and store.claim_trial_slot(job_id, limits.trial_cap)
+                ):
                     held = _ask(study, data, families, feeder)
             except _Cancelled:
                 launched.child.kill()
@@ -460,7 +474,7 @@ def tune(
             except BaseException as exc:
                 _abandon(launched, store, study, exc)
                 raise
-            finished = _collect(launched, study, store, job_id)
+            finished = _collect(launched, study, store, job_id, should_stop)
             last_trial_s = time.perf_counter() - launched.started
     finally:
         if held is not None:  # claimed and drawn, never run: give the slot back

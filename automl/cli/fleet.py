@@ -183,12 +183,42 @@ def cancel(job_id: int = typer.Argument(..., help="Job id.")) -> None:
 
 def resume(
     job_id: int = typer.Argument(..., help="Job id."),
-    parallel: int = typer.Option(4, "--parallel", help="Trial tasks to fan out."),
+    here: bool | None = typer.Option(
+        None,
+        "--here/--fleet",
+        help="Continue the job in this process, or re-enqueue it for the workers. Default: in this process "
+        "for a job run by `automl run` or on a SQLite store, else the fleet. Use --here on a fleet job only "
+        "when no worker runs it.",
+    ),
+    time_s: float | None = typer.Option(
+        None, "--time", help="In this process: seconds the job gets from now (default: what it had not used)."
+    ),
+    parallel: int = typer.Option(4, "--parallel", help="Fleet: trial tasks to fan out."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="In this process: no progress display."),
 ) -> None:
-    """Re-enqueue a stuck job (its workers died): it continues its study instead of starting over."""
-    from automl import fleet
+    """Continue a job whose process or workers died, keeping every run recorded and its study.
 
-    store, app = open_store(), _celery()
+    In this process, a running job is taken over once its process has not stamped it for the trial
+    lease (AUTOML_TRIAL_LEASE_S); the runs it left running are failed as lost, and the job gets the
+    time it had not used. A queued job starts. On the fleet, the job is re-enqueued for the workers.
+    """
+    from automl import fleet
+    from automl.store.sql import is_sqlite
+
+    store = open_store()
+    job = store.get_job(job_id)
+    if here if here is not None else (job.heartbeat_at is not None or is_sqlite(settings().database_url)):
+        from automl.cli.jobs import run_here
+        from automl.pipeline import resume_job
+
+        def call(update: Any, stop: Any) -> Any:
+            return resume_job(
+                store, artifacts(), job_id, settings().database_url, update, time_s, stop, settings().trial_lease_s
+            )
+
+        run_here(store, job_id, call, quiet=quiet, report=None)
+        return
+    app = _celery()
     dispatch = fleet.Dispatch(
         run_trials=lambda j: _send(app, "automl.run_trials", [j]),
         finalize=lambda j: _send(app, "automl.finalize", [j]),

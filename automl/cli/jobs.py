@@ -55,7 +55,8 @@ def run(
     """Run a job in this process on the configured store; end with a summary and the leaderboard.
 
     The time budget counts from the start of this command: loading and registering the data are
-    inside it."""
+    inside it. Ctrl-C once finishes the job with the trials done (ensemble and version as usual);
+    twice cancels it. If the process is killed, `automl jobs resume JOB_ID` continues the job."""
     from datetime import UTC, datetime
 
     import psutil
@@ -72,30 +73,67 @@ def run(
         check_output(report)
     store = open_store()
     job = submit_job(store, artifacts(), loaded, time_s=time_s, trials=trials)
-    out = console()
     if not quiet:
-        out.print(f"job [bold]{job.id}[/] {job.name}: {job.task}, metric {job.metric}, dataset {job.dataset_id}")
-    spec_budget = job.time_budget_s
-    display, update = _progress_display(spec_budget, job.trial_budget)
-    from automl.errors import AutomlError
+        console().print(f"job [bold]{job.id}[/] {job.name}: {job.task}, metric {job.metric}, dataset {job.dataset_id}")
 
+    def call(update: Any, stop: Any) -> Any:
+        return run_job(
+            store, artifacts(), job.id, settings().database_url, update, clock_started, stop, settings().trial_lease_s
+        )
+
+    run_here(store, job.id, call, quiet=quiet, report=report)
+
+
+def run_here(store: Any, job_id: int, call: Any, *, quiet: bool, report: Path | None) -> None:
+    """Run ``call(on_progress, stop)`` (a job in this process) with a progress display and Ctrl-C
+    handling (first press: finish with the trials done; second: cancel), then print the summary."""
+    import signal
+
+    from automl.errors import AutomlError, JobNotResumable
+    from automl.pipeline import StopRequest
+
+    out = console()
+    job = store.get_job(job_id)
+    display, update = _progress_display(job.time_budget_s, job.trial_budget)
+    stop = StopRequest()
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        stop.finish = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the second press cancels
+        out.print(
+            f"[yellow]Ctrl-C: finishing job {job_id} with the trials done (ensemble and version as usual); "
+            "press Ctrl-C again to cancel it[/]"
+        )
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    interrupted = False
     try:
         if quiet:
-            final = run_job(store, artifacts(), job.id, settings().database_url, clock_started=clock_started)
+            final = call(None, stop)
         else:
             with display:
-                final = run_job(store, artifacts(), job.id, settings().database_url, update, clock_started)
+                final = call(update, stop)
+    except JobNotResumable:
+        raise
     except AutomlError:
-        final = store.get_job(job.id)
+        final = store.get_job(job_id)
+    except KeyboardInterrupt:
+        interrupted = True
+        final = store.get_job(job_id)
+        out.print(f"[yellow]Ctrl-C again: job {job_id} cancelled; no version was registered[/]")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     if not quiet and final.selection:
         out.print(selection_table(final.selection))
     if not quiet:
-        _leaderboard_table(store, job.id, top=10, family=None, output="table")
+        _leaderboard_table(store, job_id, top=10, family=None, output="table")
     job_summary(final)
     if report is not None:
         from automl.cli.report import write_and_print
 
-        write_and_print(store, job.id, report)
+        write_and_print(store, job_id, report)
+    if interrupted:
+        raise typer.Exit(130)
     if final.status != "succeeded":
         raise typer.Exit(1)
 
@@ -180,16 +218,22 @@ def list_(
     limit: int = typer.Option(50, help="Most recent N jobs."),
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
-    """List jobs, newest first."""
+    """List jobs, newest first. A running job whose process died (no heartbeat for the trial lease)
+    is shown as such: `automl jobs resume JOB_ID` continues it."""
+    from automl.pipeline import process_lost
+
     jobs = open_store().list_jobs(status=status, limit=limit)
     rows = []
+    lease_s = settings().trial_lease_s
     for j in jobs:
         summary = j.summary or {}
+        lost = process_lost(j, lease_s)
         rows.append(
             {
                 "id": j.id,
                 "name": j.name,
-                "status": j.status,
+                "status": "running, process lost: `automl jobs resume`" if lost and not json_out else j.status,
+                "process_lost": lost,
                 "task": j.task,
                 "metric": j.metric,
                 "holdout": summary.get("holdout_score"),

@@ -79,6 +79,11 @@ def job_summary(job: Any) -> None:
         members = ", ".join(f"{m['family']}#{m['trial']}×{m['weight']:.2f}" for m in ens.get("members") or [])
         used = "used" if ens.get("used") else "not used"
         out.print(f"  ensemble: CV {fmt(ens.get('cv_score'))}, {used}; members {escape(members)}")
+    if s.get("stopped_early"):
+        out.print(f"  [yellow]stopped early[/]: {escape(str(s['stopped_early']))}")
+    for resumed in s.get("resumes") or []:
+        left = f", {resumed['left_s']:.0f} s left" if resumed.get("left_s") is not None else ""
+        out.print(f"  resumed at {escape(str(resumed['at']))[:19]} after {resumed['used_s']:.0f} s used{left}")
     if s.get("final_reason"):
         out.print(f"  final model: {escape(str(s['final_reason']))}")
     validation = s.get("validation")

@@ -94,6 +94,15 @@ class Store(ABC):
         """Give back a slot claimed for a trial that never started."""
 
     @abstractmethod
+    def heartbeat_job(self, job_id: int) -> None:
+        """An in-process runner is alive: stamp the running job's heartbeat."""
+
+    @abstractmethod
+    def claim_stalled_job(self, job_id: int, older_than_s: float) -> bool:
+        """Take over a running job whose runner has not heartbeated for ``older_than_s`` (it
+        died): stamps the heartbeat, so of racing callers one wins; False if it is alive or ended."""
+
+    @abstractmethod
     def reset_trial_slots(self, job_id: int, observed: int, started: int) -> bool:
         """Set the trials-started count to ``started`` if it still reads ``observed`` (slots lost
         by a worker that died between claiming them and starting a trial); False if it moved."""

@@ -59,6 +59,7 @@ class JobRecord(NewJob):
     trials_started: int
     cancel_requested: bool
     finalize_claimed_at: datetime | None
+    heartbeat_at: datetime | None = None  # set while an in-process runner (``automl run``) runs it
 
     @property
     def done(self) -> bool:

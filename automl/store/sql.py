@@ -31,7 +31,7 @@ from automl.store.tables import (
 
 R = TypeVar("R")
 
-_JOB_FIELDS = {"study_name", "selection", "profile", "summary", "environment", "started_at"}
+_JOB_FIELDS = {"study_name", "selection", "profile", "summary", "environment", "started_at", "time_budget_s"}
 
 
 def normalize_url(url: str) -> str:
@@ -288,6 +288,23 @@ class SqlStore(Store):
         with self._session() as s:
             s.execute(update(JobRow).where(JobRow.id == job_id).values(finalize_claimed_at=None))
 
+    def heartbeat_job(self, job_id: int) -> None:
+        with self._session() as s:
+            s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "running").values(heartbeat_at=now()))
+
+    def claim_stalled_job(self, job_id: int, older_than_s: float) -> bool:
+        from datetime import timedelta
+
+        limit = now() - timedelta(seconds=older_than_s)
+        with self._session() as s:
+            result = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status == "running")
+                .where(func.coalesce(JobRow.heartbeat_at, JobRow.started_at) < limit)
+                .values(heartbeat_at=now())
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
     def heartbeat_run(self, run_id: int) -> None:
         with self._session() as s:
             s.execute(update(RunRow).where(RunRow.id == run_id).values(heartbeat_at=now()))
@@ -306,7 +323,7 @@ class SqlStore(Store):
             for row in stale:
                 row.status = "failed"
                 row.error_code = "WORKER_LOST"
-                row.error_message = f"no heartbeat for {older_than_s:.0f} s: the worker running it died"
+                row.error_message = f"no heartbeat for {older_than_s:.0f} s or more: the process running it died"
                 row.finished_at = now()
             s.flush()
             return [_record(rec.RunRecord, row) for row in stale]

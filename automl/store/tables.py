@@ -103,6 +103,8 @@ class JobRow(Base):
     trials_started: Mapped[int] = mapped_column(Integer, server_default="0")
     cancel_requested: Mapped[bool] = mapped_column(Boolean, server_default=false())
     finalize_claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # An in-process (embedded) runner's heartbeat: a running job whose heartbeat is stale lost it.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         CheckConstraint(_in("status", JOB_STATUSES), name="status"),
