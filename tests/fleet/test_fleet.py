@@ -175,7 +175,7 @@ def _shell(command: str) -> None:
 def test_redis_restart_in_the_middle_of_a_job(fleet: Fleet, tmp_path: Path) -> None:
     fleet.env["AUTOML_TRIAL_SLICE_S"] = "8"  # trial tasks hand over often: messages must flow after the restart
     fleet.start_worker()
-    job_id = fleet.submit(_spec(tmp_path, time_s=50), "--parallel", "1")
+    job_id = fleet.submit(_spec(tmp_path, time_s=30), "--parallel", "1")
     fleet.wait(job_id, lambda j: j.trials_started >= 2, 90, "trials to start")
     _shell("redis-cli -p 6379 shutdown nosave || true")
     time.sleep(2)
@@ -189,7 +189,7 @@ def test_redis_restart_in_the_middle_of_a_job(fleet: Fleet, tmp_path: Path) -> N
 @pytest.mark.skipif(shutil.which("pg_ctlcluster") is None, reason="needs the machine's PostgreSQL cluster tools")
 def test_postgresql_down_for_20_seconds(fleet: Fleet, tmp_path: Path) -> None:
     fleet.start_worker()
-    job_id = fleet.submit(_spec(tmp_path, time_s=60), "--parallel", "1")
+    job_id = fleet.submit(_spec(tmp_path, time_s=45), "--parallel", "1")
     fleet.wait(job_id, lambda j: j.trials_started >= 2, 90, "trials to start")
     _shell(PG_STOP)
     try:
