@@ -41,6 +41,37 @@ CHECK_MIN_REMAINING_S = 1.0
 # the same epoch. Fixed checkpoints, not every epoch: each report is a round trip to the store.
 EPOCH_STEP = 1000
 EPOCH_CHECKPOINTS = frozenset({5, 10, 20, 40, 80, 160})
+# On large data, a trial validated on one holdout split first trains on a sample of its rows, then on
+# RUNG_GROWTH times more, up to all of them (successive halving on rows, as in Hyperband/ASHA and
+# FLAML's sample-size growth): after each smaller rung it reports the rung's validation score as
+# Optuna step ROWS_STEP + rung, and the median pruner stops configurations that are poor on few
+# rows before they pay for many. Only when the training split has at least 2 x RUNG_FIRST_ROWS rows.
+ROWS_STEP = 2000
+RUNG_FIRST_ROWS = 10_000
+RUNG_GROWTH = 4
+
+
+def row_rungs(n_rows: int) -> list[int]:
+    """The training rows of each rung for a split of ``n_rows`` (the last one is all of them)."""
+    rungs: list[int] = []
+    size = RUNG_FIRST_ROWS
+    while size * 2 <= n_rows:
+        rungs.append(size)
+        size *= RUNG_GROWTH
+    return [*rungs, n_rows]
+
+
+def _rung_rows(train: np.ndarray, y: np.ndarray, size: int, seed: int, classify: bool) -> np.ndarray:
+    """``size`` of the ``train`` rows, drawn with the job's seed (stratified by class when it can be)."""
+    if size >= len(train):
+        return train
+    from sklearn.model_selection import train_test_split
+
+    try:
+        picked, _ = train_test_split(train, train_size=size, random_state=seed, stratify=y[train] if classify else None)
+    except ValueError:  # a class too rare to stratify
+        picked, _ = train_test_split(train, train_size=size, random_state=seed)
+    return np.sort(np.asarray(picked))
 
 
 @dataclass(frozen=True)
@@ -226,6 +257,11 @@ def cross_validate(
     fit_seconds = 0.0
     began = time.perf_counter()
     curves: list[dict[str, Any]] | None = None
+    if len(data.folds) == 1 and family != "mlp":
+        ramp = _ramp_rows(channel, data, family, params, deadline)
+        if ramp is not None:  # stopped on a smaller rung
+            ramp["work_seconds"] = time.perf_counter() - began
+            return ramp
     for k, (train, valid) in enumerate(data.folds):
         model = build(data, family, params)
         watch: Any = contextlib.nullcontext()
@@ -262,11 +298,53 @@ def cross_validate(
             return {"stopped": reply, "fold_scores": scores, "fit_seconds": fit_seconds, "work_seconds": work,
                     "curves": curves}  # fmt: skip
     work = time.perf_counter() - began
-    result = {"stopped": None, "fold_scores": scores, "fit_seconds": fit_seconds, "work_seconds": work, "oof": oof,
-              "curves": curves}  # fmt: skip
+    result: dict[str, Any] = {"stopped": None, "fold_scores": scores, "fit_seconds": fit_seconds,
+                              "work_seconds": work, "oof": oof, "curves": curves}  # fmt: skip
     if data.validation.scheme == "holdout" and family in KEEP_TRIAL_MODEL:
-        result["model"] = model  # the one fit of this trial: the finalizer may register it as it is
+        # The one fit of this trial (the finalizer may register it as it is), as the bytes of its
+        # artifact: unpickled in the parent, a booster would start OpenMP threads there and hang
+        # the next forked trial that uses the same library.
+        result["model_bytes"] = dump_model(model)
     return result
+
+
+def _ramp_rows(
+    channel: Channel, data: JobData, family: str, params: dict[str, Any], deadline: float | None
+) -> dict[str, Any] | None:
+    """The smaller rungs of :func:`row_rungs` on the one validation split: fit on a sample, score,
+    ask the parent. Returns the stopped trial's result, or None to go on to all the rows (also when
+    the next rung would be too short to be worth a check)."""
+    train, valid = data.folds[0]
+    rungs = row_rungs(len(train))
+    for i, size in enumerate(rungs[:-1]):
+        rows = _rung_rows(train, data.y, size, data.seed, data.task != "regression")
+        model = build(data, family, params)
+        if deadline is not None and "max_time_s" in model.named_steps["model"].get_params():
+            model.set_params(model__max_time_s=time_share_s(deadline, 1) * size / len(train))
+        start = time.perf_counter()
+        model.fit(data.X.iloc[rows], data.y[rows])
+        prediction = predict_matrix(model, data.X.iloc[valid], data.task, data.n_classes)
+        score = float(data.metric.score(data.y[valid], prediction))
+        elapsed = time.perf_counter() - start
+        if not np.isfinite(score):
+            return None  # this sample cannot be scored; all the rows decide
+        if elapsed * (rungs[i + 1] / size) < CHECK_MIN_REMAINING_S:
+            return None  # the rest is cheap: not worth a check
+        reply = channel.ask(("rung", i, score))
+        if reply in (PRUNE, CANCEL):
+            return {"stopped": reply, "fold_scores": [score], "fit_seconds": elapsed, "curves": None}
+    return None
+
+
+def dump_model(model: Any) -> bytes:
+    """A fitted model as the bytes :meth:`ArtifactStore.put_object` would write."""
+    import io
+
+    import joblib
+
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    return buffer.getvalue()
 
 
 def _final_fit_model(data: JobData, family: str, params: dict[str, Any], deadline: float | None) -> Any:

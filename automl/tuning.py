@@ -35,7 +35,7 @@ from automl.sandbox import STOP, Child, ChildCrashed, ChildError, ChildStopped, 
 from automl.store.base import Store
 from automl.store.records import NewMetric, RunResult
 from automl.store.sql import is_sqlite, normalize_url
-from automl.training import CANCEL, EPOCH_STEP, PRUNE, JobData, cross_validate
+from automl.training import CANCEL, EPOCH_STEP, PRUNE, ROWS_STEP, JobData, cross_validate
 
 WORK_METRIC = "work_seconds"
 SLICE_GRACE_S = 2700.0  # a trial started late in a worker's time slice may run this much past it
@@ -49,6 +49,38 @@ def study_name(job_id: int) -> str:
     return f"automl-job-{job_id}"
 
 
+RUNG_MIN_PEERS = 4  # trials that must have reported a row rung before it prunes
+
+
+class RungPruner(optuna.pruners.BasePruner):
+    """The median pruner over CV folds and a net's epochs; at a row rung (step ``ROWS_STEP + i``,
+    see :func:`automl.training.row_rungs`), asynchronous successive halving: a trial goes on to
+    more rows only if its score is in the better half of every score reported at that rung, by
+    finished, pruned and running trials alike (ASHA, Li et al. 2020, with a promotion rate of 1/2).
+    Comparing with finished trials only would hold each small rung against the few configurations
+    that went on, the best ones, and prune almost everything."""
+
+    def __init__(self) -> None:
+        self._median = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None or step < ROWS_STEP:
+            return self._median.prune(study, trial)
+        value = trial.intermediate_values[step]
+        peers = [
+            t.intermediate_values[step]
+            for t in study.get_trials(deepcopy=False)
+            if t.number != trial.number and step in t.intermediate_values
+        ]
+        if len(peers) < RUNG_MIN_PEERS:
+            return False
+        middle = float(np.median(peers))
+        if study.direction == optuna.study.StudyDirection.MAXIMIZE:
+            return bool(value < middle)
+        return bool(value > middle)
+
+
 def open_study(database_url: str, job_id: int, seed: int, metric: Metric) -> optuna.Study:
     """Create or load the job's study (RDB storage in the store's own database)."""
     url = normalize_url(database_url)
@@ -59,7 +91,7 @@ def open_study(database_url: str, job_id: int, seed: int, metric: Metric) -> opt
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    pruner = RungPruner()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.create_study(
         study_name=study_name(job_id),
@@ -277,6 +309,8 @@ def _collect(
             return CANCEL
         if kind == "fold":
             trial.report(float(np.mean(value)), step)
+        elif kind == "rung":  # the validation score after training on a sample of the rows
+            trial.report(float(value), ROWS_STEP + step)
         else:  # a net's validation loss at an epoch: signed so that the study's direction applies
             maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
             trial.report(-value if maximize else value, EPOCH_STEP + step)
@@ -357,9 +391,9 @@ def _record(
     cv = float(np.mean(fold_scores))
     oof_key = _save_oof(artifacts, job_id, trial.number, out["oof"])
     model_key = model_sha = None
-    if out.get("model") is not None:  # holdout scheme: the trial's one fit, kept for the finalizer
+    if out.get("model_bytes") is not None:  # holdout scheme: the trial's one fit, kept for the finalizer
         model_key = f"jobs/{job_id}/trials/trial-{trial.number}.joblib"
-        model_sha = artifacts.put_object(model_key, out["model"])
+        model_sha = artifacts.put_bytes(model_key, out["model_bytes"])
     store.finish_run(
         run_id,
         RunResult(

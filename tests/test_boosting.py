@@ -99,3 +99,31 @@ def test_raw_rows_with_missing_values_and_unseen_categories(family: str, task: s
     assert np.isfinite(prediction).all()
     if task != "regression":
         assert prediction.shape == (6, n_classes) and np.allclose(prediction.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost"])
+def test_trials_after_a_kept_booster_still_run_in_their_forked_processes(family: str, tmp_path: Any) -> None:
+    """Under the holdout scheme a trial's fitted model is kept. Were it unpickled in the parent,
+    its library's OpenMP threads would start there, and every later forked trial using that library
+    would hang until its deadline (a LightGBM trial of 2 s timed out after 13 s on diamonds)."""
+    from automl.artifacts import ArtifactStore
+    from automl.store import open_store
+    from tests.engine_helpers import run_spec, write_spec
+
+    spec = write_spec(
+        tmp_path,
+        "titanic.csv",
+        dataset={"target": "survived", "drop": ["alive"]},
+        task="classification",
+        budget={"time_s": None, "trials": 4, "trial_time_s": 30},
+        candidates={"include": [family]},
+        cv={"scheme": "holdout"},
+        ensemble={"enabled": False},
+    )
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = open_store(url)
+    job = run_spec(store, ArtifactStore(tmp_path / "artifacts"), url, spec)
+    assert job.status == "succeeded", (job.error_code, job.error_message)
+    runs = [r for r in store.list_runs(job.id) if r.kind == "trial"]
+    assert [r.status for r in runs] == ["succeeded"] * 4, [(r.status, r.error_code) for r in runs]
+    assert all(r.model_uri for r in runs)  # each trial's fit was kept

@@ -79,3 +79,78 @@ def test_a_trial_gets_at_most_a_share_of_the_time_left_and_never_passes_the_wall
     # The spec's per-trial cap wins over the share; no budget means no wall.
     assert trial_deadline(now, now + 40.0, 30.0, None) == pytest.approx(now + 30.0)
     assert trial_deadline(now, math.inf, None, None) > now + 24 * 3600
+
+
+def test_row_rungs_grow_fourfold_from_ten_thousand_rows_up_to_all() -> None:
+    from automl.training import row_rungs
+
+    assert row_rungs(15_000) == [15_000]  # too few rows for a smaller rung
+    assert row_rungs(38_800) == [10_000, 38_800]
+    assert row_rungs(388_000) == [10_000, 40_000, 160_000, 388_000]
+
+
+class _Parent:
+    """The parent's end of a trial, in process: records what the child asks, answers ``reply``."""
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+        self.asked: list[tuple[str, int, float]] = []
+
+    def ask(self, message: tuple[str, int, float]) -> str:
+        self.asked.append(message)
+        return self.reply
+
+
+@pytest.mark.parametrize("reply", ["go", "prune"])
+def test_the_row_ramp_trains_later_rungs_on_more_rows_and_a_pruned_trial_stops_early(
+    reply: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from automl import training
+
+    monkeypatch.setattr(training, "CHECK_MIN_REMAINING_S", 0.0)  # ask after every rung, however quick
+    data = _data(_frame(30_000, 4), scheme="holdout")
+    train, valid = data.folds[0]
+    assert len(train) >= 2 * training.RUNG_FIRST_ROWS
+    from sklearn.pipeline import Pipeline
+
+    fitted: list[int] = []
+    fit = Pipeline.fit
+
+    def fit_and_count(self: Pipeline, X: pd.DataFrame, y: np.ndarray, **params: object) -> Pipeline:
+        fitted.append(len(X))
+        return fit(self, X, y, **params)
+
+    monkeypatch.setattr(Pipeline, "fit", fit_and_count)
+    parent = _Parent(reply)
+    result = training.cross_validate(parent, data, "linear", {"C": 1.0})
+    assert [(kind, step) for kind, step, _ in parent.asked] == [("rung", 0)]
+    assert parent.asked[0][2] > 0.8  # the rung's own validation ROC AUC, on the full validation rows
+    if reply == "prune":
+        assert fitted == [training.RUNG_FIRST_ROWS]
+        assert result["stopped"] == "prune" and result["fold_scores"] == [parent.asked[0][2]]
+    else:
+        assert fitted == [training.RUNG_FIRST_ROWS, len(train)]
+        assert result["stopped"] is None and len(result["oof"][valid]) == len(valid)
+
+
+def test_a_row_rung_prunes_against_every_trial_that_reached_it_not_only_the_finished_ones() -> None:
+    import optuna
+
+    from automl.training import ROWS_STEP
+    from automl.tuning import RungPruner
+
+    study = optuna.create_study(direction="minimize", pruner=RungPruner())
+
+    def reach_rung(value: float, finish: bool) -> bool:
+        trial = study.ask()
+        trial.report(value, ROWS_STEP)
+        pruned = trial.should_prune()
+        study.tell(trial, value if finish else None, state=None if finish else optuna.trial.TrialState.PRUNED)
+        return pruned
+
+    assert reach_rung(500.0, finish=True) is False  # too few peers yet: nothing is pruned
+    for value in (900.0, 800.0, 700.0):  # pruned trials: their rung scores still count
+        reach_rung(value, finish=False)
+    # The median of the four peers is 750: against the finished one alone (500) this would be pruned.
+    assert reach_rung(600.0, finish=True) is False
+    assert reach_rung(850.0, finish=False) is True
