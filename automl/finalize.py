@@ -292,25 +292,6 @@ def finalize_job(store: Store, artifacts: ArtifactStore, ctx: Any, wall_end: flo
     return store.get_job(job.id)
 
 
-SAVE_TIMEOUT_S = 900.0  # loading, assembling and saving a model (seconds: a large forest)
-
-
-def assemble_and_save(
-    channel: Any,
-    artifact_root: str,
-    key: str,
-    refs: list[tuple[str, str]],
-    task: str,
-    weights: list[float],
-    classes: list[Any] | None,
-    calibration: tuple[float, float],
-) -> str:
-    """In a child: load the fitted members, assemble the final model, save it; its sha256."""
-    artifacts = ArtifactStore(artifact_root)
-    estimators = [artifacts.get_object(k, sha) for k, sha in refs]
-    return artifacts.put_object(key, assemble(task, estimators, weights, classes, *calibration))
-
-
 def register(
     store: Store,
     artifacts: ArtifactStore,
@@ -334,12 +315,9 @@ def register(
             # One regression member is the model as it stands: copy its bytes, don't load and
             # re-save them (a large forest costs seconds each way, past the wall).
             return artifacts.put_bytes(key, artifacts.get_bytes(members[0]["key"], members[0]["sha256"]))
-        # Loaded and assembled in a child: a model unpickled here would start its library's
-        # OpenMP threads in this process, and a later forked child using that library (the
-        # promotion gate's scoring, the next job's trials in a worker) would hang.
-        refs = [(m["key"], m["sha256"]) for m in members]
-        args = (str(artifacts.root), key, refs, job.task, weights, data.classes, calibration)
-        return str(run_in_child(assemble_and_save, args, time.monotonic() + SAVE_TIMEOUT_S))
+        estimators = [artifacts.get_object(m["key"], m["sha256"]) for m in members]
+        model = assemble(job.task, estimators, weights, data.classes, *calibration)
+        return artifacts.put_object(key, model)
 
     final_members = [all_rows.get(run.id, out) for run, _, out in fitted]
     model_key = f"{base}/model.joblib"
