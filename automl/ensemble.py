@@ -26,9 +26,18 @@ def _better_or_equal(metric: Metric, a: float, b: float) -> bool:
 
 
 def greedy_select(
-    predictions: list[np.ndarray], y: np.ndarray, metric: Metric, max_size: int, rounds: int = 25
+    predictions: list[np.ndarray],
+    y: np.ndarray,
+    metric: Metric,
+    max_size: int,
+    rounds: int = 25,
+    costs: list[float] | None = None,
+    budget: float | None = None,
 ) -> EnsembleChoice:
-    """Pick members and weights from ``predictions`` (one OOF array per candidate)."""
+    """Pick members and weights from ``predictions`` (one OOF array per candidate). With ``costs``
+    (seconds to make each candidate's final fit) and a ``budget``, a new member is added only while
+    the members' summed cost stays within the budget: an ensemble that cannot be refit in the time
+    left is no use (the best single candidate is always allowed)."""
     if not predictions:
         raise ValueError("greedy_select needs at least one candidate")
     singles = [metric.score(y, p) for p in predictions]
@@ -41,7 +50,13 @@ def greedy_select(
     total = predictions[best].astype(float).copy()
     best_counts, best_score = counts.copy(), singles[best]
     for _ in range(rounds):
-        allowed = [i for i in range(len(predictions)) if counts[i] > 0 or np.count_nonzero(counts) < max_size]
+        spent = sum(costs[i] for i in np.flatnonzero(counts)) if costs is not None else 0.0
+        allowed = [
+            i
+            for i in range(len(predictions))
+            if counts[i] > 0
+            or (np.count_nonzero(counts) < max_size and (costs is None or budget is None or spent + costs[i] <= budget))
+        ]
         n = counts.sum() + 1
         scores = [(metric.score(y, (total + predictions[i]) / n), i) for i in allowed]
         round_best_score, round_best = scores[0]

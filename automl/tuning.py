@@ -5,7 +5,7 @@ a resumed or redelivered job continues its study instead of starting another. A 
 first (each selected family's defaults, cheap and strong families first, then published
 configurations: :mod:`automl.portfolio`), so a tiny budget still yields a sensible model; then
 seeded TPE explores a conditional space (family → its parameters). Fold scores are reported as
-intermediate values and a median pruner stops poor trials early.
+intermediate values and a median pruner stops trials that are poor for their family early.
 
 The time budget is a wall: each trial runs in a child process with a deadline that leaves room
 for finalizing, and no more than :data:`TRIAL_SHARE` of the tuning time left, and is killed if it
@@ -52,30 +52,48 @@ def study_name(job_id: int) -> str:
 RUNG_MIN_PEERS = 4  # trials that must have reported a row rung before it prunes
 
 
-class RungPruner(optuna.pruners.BasePruner):
-    """The median pruner over CV folds and a net's epochs; at a row rung (step ``ROWS_STEP + i``,
-    see :func:`automl.training.row_rungs`), asynchronous successive halving: a trial goes on to
-    more rows only if its score is in the better half of every score reported at that rung, by
-    finished, pruned and running trials alike (ASHA, Li et al. 2020, with a promotion rate of 1/2).
-    Comparing with finished trials only would hold each small rung against the few configurations
-    that went on, the best ones, and prune almost everything."""
+FAMILY_STARTUP = 3  # finished trials of a family before its fold steps prune its other trials
 
-    def __init__(self) -> None:
-        self._median = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+
+class RungPruner(optuna.pruners.BasePruner):
+    """Prunes a trial against trials of its own family. At a fold step (and a net's epoch step), the
+    median rule: stop when the trial's score so far is worse than the median of the finished trials
+    of the same family at that step, once :data:`FAMILY_STARTUP` of them have finished. A family is
+    held against itself, not against the leading family, because the ensemble needs each family's
+    best model: on data where a linear model leads by a hair, a forest pruned against it would never
+    finish, and its out-of-fold predictions (the ensemble's diversity) would be lost.
+
+    At a row rung (step ``ROWS_STEP + i``, see :func:`automl.training.row_rungs`), asynchronous
+    successive halving across families: a trial goes on to more rows only if its score is in the
+    better half of every score reported at that rung, by finished, pruned and running trials alike
+    (ASHA, Li et al. 2020, with a promotion rate of 1/2). Comparing with finished trials only would
+    hold each small rung against the few configurations that went on, the best ones, and prune
+    almost everything."""
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         step = trial.last_step
-        if step is None or step < ROWS_STEP:
-            return self._median.prune(study, trial)
-        value = trial.intermediate_values[step]
-        peers = [
-            t.intermediate_values[step]
-            for t in study.get_trials(deepcopy=False)
-            if t.number != trial.number and step in t.intermediate_values
-        ]
-        if len(peers) < RUNG_MIN_PEERS:
+        if step is None:
             return False
-        middle = float(np.median(peers))
+        value = trial.intermediate_values[step]
+        if math.isnan(value):
+            return True
+        trials = [t for t in study.get_trials(deepcopy=False) if step in t.intermediate_values]
+        if step < ROWS_STEP:
+            if step < 1:  # one fold says too little
+                return False
+            family = trial.params.get(FAMILY_PARAM)
+            peers = [
+                t.intermediate_values[step]
+                for t in trials
+                if t.state == optuna.trial.TrialState.COMPLETE and t.params.get(FAMILY_PARAM) == family
+            ]
+            if len(peers) < FAMILY_STARTUP:
+                return False
+        else:
+            peers = [t.intermediate_values[step] for t in trials if t.number != trial.number]
+            if len(peers) < RUNG_MIN_PEERS:
+                return False
+        middle = float(np.nanmedian(peers))
         if study.direction == optuna.study.StudyDirection.MAXIMIZE:
             return bool(value < middle)
         return bool(value > middle)
@@ -115,7 +133,7 @@ class TuneProgress:
     best_score: float | None = None
     best_family: str | None = None
     last_family: str | None = None
-    scored: list[tuple[float, float]] = field(default_factory=list)  # (cv score, fit seconds)
+    scored: list[tuple[float, float, str]] = field(default_factory=list)  # (cv score, fit seconds, family)
 
     @property
     def elapsed(self) -> float:
@@ -138,8 +156,9 @@ FINALIZE_FIXED_SHARE = 0.02
 
 
 def reserve_seconds(progress: TuneProgress, refit_scale: float, limits: TuneLimits, greater_is_better: bool) -> float:
-    """Time kept back for finalizing: its fixed cost plus the refit cost of the best few models
-    (a trial's summed fit seconds times ``refit_scale``), with margin."""
+    """Time kept back for finalizing: its fixed cost plus the refit cost (a trial's summed fit
+    seconds times ``refit_scale``), with margin, of the models the ensemble is likely to take: the
+    best few, and the best of each of the three leading families (the diverse members)."""
     if limits.wall_end is None or progress.wall_s is None:
         return 0.0
     fixed = FINALIZE_FIXED_S + FINALIZE_FIXED_SHARE * progress.wall_s
@@ -147,8 +166,14 @@ def reserve_seconds(progress: TuneProgress, refit_scale: float, limits: TuneLimi
     if not progress.scored:
         return min(max(fixed, 0.10 * progress.wall_s) + limits.refit_extra_s, cap)
     ranked = sorted(progress.scored, key=lambda sf: sf[0], reverse=greater_is_better)
-    top = [fit for _, fit in ranked[: min(3, limits.ensemble_size)]]
-    per_refit = [s * refit_scale for s in top]
+    likely = ranked[: min(3, limits.ensemble_size)]
+    leaders: dict[str, tuple[float, float, str]] = {}
+    for entry in ranked:
+        leaders.setdefault(entry[2], entry)
+    for entry in list(leaders.values())[: min(3, limits.ensemble_size)]:
+        if entry not in likely:
+            likely.append(entry)
+    per_refit = [fit * refit_scale for _, fit, _ in likely]
     return min(fixed + 1.5 * sum(per_refit) + limits.refit_extra_s, cap)
 
 
@@ -416,7 +441,7 @@ def _account(progress: TuneProgress, metric: Metric, result: tuple[str, str, flo
     progress.last_family = family
     if status == "succeeded" and score is not None:
         progress.done += 1
-        progress.scored.append((score, fit_s))
+        progress.scored.append((score, fit_s, family))
         if progress.best_score is None or is_better(metric, score, progress.best_score):
             progress.best_score, progress.best_family = score, family
     elif status == "pruned":

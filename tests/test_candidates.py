@@ -70,9 +70,7 @@ CASES = [(name, task) for name, family in FAMILIES.items() for task in TASKS if 
 @pytest.mark.parametrize(("name", "task"), CASES)
 def test_defaults_build_fit_and_predict(name: str, task: str, tasks: dict[str, Task]) -> None:
     data = tasks[task]
-    model = build_estimator(
-        name, SMALL.get(name, {}), task, seed=0, n_jobs=1, plan=data.plan, profile=data.profile
-    )
+    model = build_estimator(name, SMALL.get(name, {}), task, seed=0, n_jobs=1, plan=data.plan, profile=data.profile)
     X_train, X_test = data.X.iloc[:200], data.X.iloc[200:]
     model.fit(X_train, data.y[:200])
     if task == "regression":
@@ -90,9 +88,7 @@ def test_native_style_marks_categoricals(tasks: dict[str, Task]) -> None:
     mask = model.named_steps["model"].categorical_features
     assert isinstance(mask, list) and any(mask) and not mask[0]
     regression = tasks["regression"]  # no categoricals: the estimator keeps its default
-    model = build_estimator(
-        "hist_gradient_boosting", {}, "regression", 0, 1, regression.plan, regression.profile
-    )
+    model = build_estimator("hist_gradient_boosting", {}, "regression", 0, 1, regression.plan, regression.profile)
     assert model.named_steps["model"].categorical_features == "from_dtype"
 
 
@@ -125,9 +121,7 @@ def test_sampled_params_build(tasks: dict[str, Task]) -> None:
 def test_build_rejects_prefixed_or_unknown_params(tasks: dict[str, Task]) -> None:
     data = tasks["binary"]
     with pytest.raises(InputError, match="random_forest__n_estimators"):
-        build_estimator(
-            "random_forest", {"random_forest__n_estimators": 5}, "binary", 0, 1, data.plan, data.profile
-        )
+        build_estimator("random_forest", {"random_forest__n_estimators": 5}, "binary", 0, 1, data.plan, data.profile)
     with pytest.raises(InputError, match="tabpfn"):
         build_estimator("tabpfn", {}, "binary", 0, 1, data.plan, data.profile)
 

@@ -115,7 +115,7 @@ def test_ensemble_is_dropped_when_it_is_not_better(tmp_path: Path, monkeypatch: 
 
     real = ensemble.greedy_select
 
-    def worst_pair(predictions: list[np.ndarray], y: np.ndarray, metric: Any, max_size: int) -> Any:
+    def worst_pair(predictions: list[np.ndarray], y: np.ndarray, metric: Any, max_size: int, **_: Any) -> Any:
         scores = [metric.score(y, p) for p in predictions]
         order = np.argsort(scores)
         best, worst = (order[-1], order[0]) if metric.greater_is_better else (order[0], order[-1])

@@ -33,6 +33,23 @@ def test_max_size_bounds_distinct_members() -> None:
     assert len(choice.members) <= 2
 
 
+def test_members_whose_final_fits_would_not_fit_in_the_time_left_are_not_chosen() -> None:
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=400)
+    preds = [y + rng.normal(size=400) for _ in range(4)]  # four equally good, independent models
+    rmse = get_metric("rmse")
+    free = greedy_select(preds, y, rmse, max_size=4)
+    assert len(free.members) == 4  # averaging independent errors: every one of them helps
+    costs = [1.0, 5.0, 1.0, 2.0]
+    timed = greedy_select(preds, y, rmse, max_size=4, costs=costs, budget=4.0)
+    assert sum(costs[i] for i in timed.members) <= 4.0
+    assert 1 not in timed.members and len(timed.members) >= 2
+    assert timed.score < min(rmse.score(y, p) for p in preds)  # still an ensemble that helps
+    # The best single candidate is always allowed, whatever its cost.
+    lone = greedy_select(preds, y, rmse, max_size=4, costs=[10.0] * 4, budget=1.0)
+    assert len(lone.members) == 1
+
+
 def test_blend_is_the_weighted_average_and_folds_score_it() -> None:
     y = np.array([0, 1, 0, 1])
     p1 = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.4, 0.6]])

@@ -134,9 +134,7 @@ def test_plan_rejects_unknown_spec_columns(titanic: tuple[pd.DataFrame, DatasetP
 
 
 @pytest.mark.parametrize("style", STYLES)
-def test_titanic_preprocessor_handles_raw_rows(
-    style: str, titanic: tuple[pd.DataFrame, DatasetProfile]
-) -> None:
+def test_titanic_preprocessor_handles_raw_rows(style: str, titanic: tuple[pd.DataFrame, DatasetProfile]) -> None:
     frame, profile = titanic
     plan = _titanic_plan(profile)
     prep = build_preprocessor(plan, profile, style)  # type: ignore[arg-type]

@@ -154,3 +154,35 @@ def test_a_row_rung_prunes_against_every_trial_that_reached_it_not_only_the_fini
     # The median of the four peers is 750: against the finished one alone (500) this would be pruned.
     assert reach_rung(600.0, finish=True) is False
     assert reach_rung(850.0, finish=False) is True
+
+
+def test_a_fold_step_prunes_a_trial_against_its_own_family_only() -> None:
+    import optuna
+
+    from automl.tuning import FAMILY_STARTUP, RungPruner
+
+    study = optuna.create_study(direction="maximize", pruner=RungPruner())
+
+    def trial_of(family: str, fold_means: list[float]) -> bool:
+        study.enqueue_trial({"family": family})
+        trial = study.ask({"family": optuna.distributions.CategoricalDistribution(["linear", "random_forest"])})
+        for step, value in enumerate(fold_means):
+            trial.report(value, step)
+            if trial.should_prune():
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                return True
+        study.tell(trial, fold_means[-1])
+        return False
+
+    for _ in range(FAMILY_STARTUP + 2):  # a linear model leads by a wide margin
+        assert trial_of("linear", [0.99, 0.99, 0.99]) is False
+    # The forest's first trials are far below the linear median, yet run to the end: the ensemble
+    # needs the family's out-of-fold predictions, and they have no peer of their own family yet.
+    for value in (0.90, 0.92, 0.91):
+        assert trial_of("random_forest", [value, value, value]) is False
+    # Now a forest worse than the forests' median is pruned at its second fold (step 1)...
+    assert trial_of("random_forest", [0.85, 0.85, 0.85]) is True
+    # ...and one better than it runs on.
+    assert trial_of("random_forest", [0.95, 0.95, 0.95]) is False
+    # A linear trial below its own family's median is pruned, whatever the forests score.
+    assert trial_of("linear", [0.98, 0.98, 0.98]) is True

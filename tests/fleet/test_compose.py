@@ -19,7 +19,5 @@ def test_compose_file_is_valid_and_has_the_fleet_services() -> None:
         pytest.skip("docker-compose not installed")
     checked = subprocess.run([tool, "config", "-q"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stderr
-    services = subprocess.run(
-        [tool, "config", "--services"], cwd=REPO, capture_output=True, text=True, timeout=60
-    )
+    services = subprocess.run([tool, "config", "--services"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert set(services.stdout.split()) >= {"postgres", "redis", "migrate", "worker", "api"}
