@@ -78,12 +78,8 @@ def submit_job(
     from automl.profile import resolve_task
     from automl.spec import spec_hash
 
+    loaded = loaded.with_overrides(time_s=time_s, trials=trials)
     spec = loaded.spec
-    if time_s is not None or trials is not None:
-        budget = spec.budget.model_copy(
-            update={k: v for k, v in {"time_s": time_s, "trials": trials}.items() if v is not None}
-        )
-        spec = spec.model_copy(update={"budget": budget})
     path = loaded.dataset_path()
     if path is not None:
         table = load_table(path, spec.dataset.format)

@@ -73,10 +73,13 @@ class DatasetSpec(_Strict):
     id_column: str | None = Field(None, description="A row identifier: kept out of the features.")
 
 
+MAX_TIME_S = 7 * 24 * 3600  # a week: the longest budget a job may have
+
+
 class BudgetSpec(_Strict):
     """How much to spend. The job stops at whichever limit comes first."""
 
-    time_s: float | None = Field(300.0, gt=0, le=7 * 24 * 3600, description="Wall-clock seconds for the job.")
+    time_s: float | None = Field(300.0, gt=0, le=MAX_TIME_S, description="Wall-clock seconds for the job.")
     trials: int | None = Field(None, ge=1, le=100_000, description="Maximum number of trials.")
     trial_time_s: float | None = Field(None, gt=0, description="Wall-clock cap on one trial.")
 
@@ -164,6 +167,27 @@ class LoadedSpec:
     @property
     def hash(self) -> str:
         return spec_hash(self.spec)
+
+    def with_overrides(self, *, time_s: float | None = None, trials: int | None = None) -> LoadedSpec:
+        """The spec with command-line budget overrides applied and validated by the same rules as the
+        file (``--time -5`` or ``--trials 0`` is refused by field path, before anything is stored)."""
+        overrides = {k: v for k, v in {"time_s": time_s, "trials": trials}.items() if v is not None}
+        if not overrides:
+            return self
+        raw = self.spec.model_dump(mode="json", by_alias=True)
+        raw["budget"] = {**raw["budget"], **overrides}
+        try:
+            spec = JobSpec.model_validate(raw)
+        except ValidationError as exc:
+            options = {"time_s": "--time", "trials": "--trials"}
+            problems = [
+                Problem(p.code, p.path, p.rule, f"{p.message} (from {options[p.path.split('.')[-1]]})", p.value)
+                if p.path.split(".")[-1] in options
+                else p
+                for p in _problems_from_pydantic(exc, raw)
+            ]
+            raise SpecInvalid(problems, source=self.source) from None
+        return LoadedSpec(spec, self.source, self.base_dir)
 
 
 def spec_hash(spec: JobSpec) -> str:

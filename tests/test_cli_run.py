@@ -90,6 +90,29 @@ def test_run_reports_a_bad_spec_with_exit_2_and_writes_nothing(tmp_path: Path) -
     assert json.loads(listed.stdout) == []
 
 
+@pytest.mark.parametrize(
+    ("args", "path"),
+    [
+        (["--time", "-5"], "budget.time_s"),
+        (["--time", "0"], "budget.time_s"),
+        (["--time", "nan"], "budget.time_s"),
+        (["--time", "1e12"], "budget.time_s"),
+        (["--trials", "0"], "budget.trials"),
+        (["--trials", "100000000"], "budget.trials"),
+    ],
+)
+def test_run_refuses_a_bad_override_by_field_path_and_stores_nothing(
+    tmp_path: Path, args: list[str], path: str
+) -> None:
+    spec = write_spec(tmp_path, "titanic.csv", dataset={"target": "survived"}, task="classification")
+    result = _automl(tmp_path, "run", str(spec), *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    assert path in out and f"from {args[0]}" in out and "Traceback" not in out
+    assert json.loads(_automl(tmp_path, "jobs", "list", "--json").stdout) == []
+    assert json.loads(_automl(tmp_path, "datasets", "list", "--json").stdout) == []
+
+
 def test_help_is_fast_and_loads_no_ml_library() -> None:
     code = (
         "import sys, time; t = time.perf_counter(); sys.argv = ['automl', '--help']\n"

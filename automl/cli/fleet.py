@@ -61,7 +61,9 @@ def submit(
     spec_files: list[Path] = typer.Argument(..., help="Job specs (JSON)."),
     time_s: float | None = typer.Option(None, "--time", help="Override budget.time_s (seconds)."),
     trials: int | None = typer.Option(None, "--trials", help="Override budget.trials."),
-    parallel: int = typer.Option(4, "--parallel", help="Trial tasks fanned out per job (up to one per worker)."),
+    parallel: int = typer.Option(
+        4, "--parallel", min=1, max=256, help="Trial tasks fanned out per job (up to one per worker)."
+    ),
     wait: bool = typer.Option(False, "--wait", help="Follow the jobs until they end."),
     report: Path | None = typer.Option(
         None,
@@ -85,7 +87,8 @@ def submit(
 
         check_output(report)
 
-    loaded = [load_spec_file(path) for path in spec_files]  # every spec valid before any job is queued
+    # Every spec valid, overrides included, before any job is queued.
+    loaded = [load_spec_file(path).with_overrides(time_s=time_s, trials=trials) for path in spec_files]
     store, app = open_store(), _celery()
     ids = []
     for spec in loaded:
@@ -193,7 +196,7 @@ def resume(
     time_s: float | None = typer.Option(
         None, "--time", help="In this process: seconds the job gets from now (default: what it had not used)."
     ),
-    parallel: int = typer.Option(4, "--parallel", help="Fleet: trial tasks to fan out."),
+    parallel: int = typer.Option(4, "--parallel", min=1, max=256, help="Fleet: trial tasks to fan out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="In this process: no progress display."),
 ) -> None:
     """Continue a job whose process or workers died, keeping every run recorded and its study.
@@ -203,8 +206,16 @@ def resume(
     time it had not used. A queued job starts. On the fleet, the job is re-enqueued for the workers.
     """
     from automl import fleet
+    from automl.spec import MAX_TIME_S
     from automl.store.sql import is_sqlite
 
+    if time_s is not None and not 0 < time_s <= MAX_TIME_S:  # also refuses nan
+        from automl.errors import InputError
+
+        raise InputError(
+            f"--time {time_s} is not a number of seconds in (0, {MAX_TIME_S:.0f}]",
+            hint="give the seconds the resumed job gets from now, e.g. --time 120",
+        )
     store = open_store()
     job = store.get_job(job_id)
     if here if here is not None else (job.heartbeat_at is not None or is_sqlite(settings().database_url)):

@@ -66,7 +66,7 @@ def run(
 
     clock_started = datetime.fromtimestamp(psutil.Process().create_time(), UTC)
 
-    loaded = load_spec_file(spec_file)
+    loaded = load_spec_file(spec_file).with_overrides(time_s=time_s, trials=trials)
     if report is not None:
         from automl.report import check_output
 
