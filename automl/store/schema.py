@@ -6,6 +6,9 @@ Our Alembic version table is ``automl_alembic_version`` so it never meets Optuna
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
@@ -56,6 +59,24 @@ def downgrade(engine: Engine, url: str, revision: str) -> None:
     command.downgrade(alembic_config(url, engine), revision)
 
 
+@contextlib.contextmanager
+def _upgrade_lock(engine: Engine) -> Iterator[None]:
+    """Serialize self-upgrades of one SQLite file between processes (several commands started at
+    once on a store that does not exist yet would each create the tables). An exclusive lock on a
+    file beside the database, not on the database itself: closing another descriptor of the
+    database file would drop SQLite's own locks held by this process."""
+    database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    with open(f"{database}.upgrade-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_schema(engine: Engine, url: str, *, auto_upgrade: bool) -> None:
     """Upgrade an embedded database in place, or refuse a stale server database with the fix."""
     current = current_revision(engine)
@@ -69,7 +90,9 @@ def ensure_schema(engine: Engine, url: str, *, auto_upgrade: bool) -> None:
             hint="upgrade automl to the version that wrote this database",
         )
     if auto_upgrade:
-        upgrade(engine, url)
+        with _upgrade_lock(engine):
+            if current_revision(engine) != head:  # another process may have upgraded it meanwhile
+                upgrade(engine, url)
         return
     where = "an empty database" if current is None else f"revision {current}"
     raise StoreSchemaStale(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import optuna
 import pytest
@@ -275,3 +276,34 @@ def test_plain_sql_reads_the_views(db_url: str, engine: Engine) -> None:
         ).all()
     assert [tuple(row) for row in rows] == [(job_id, 1, "lightgbm")]
     assert [tuple(row) for row in summary] == [("iris", 1, "lightgbm", "iris", 1)]
+
+
+def _open_and_count(url: str, start: float) -> int:
+    import time
+
+    time.sleep(max(0.0, start - time.time()))  # every process opens the store at the same instant
+    store = open_store(url)
+    try:
+        return len(store.list_jobs())
+    finally:
+        store.close()
+
+
+def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path: Path) -> None:
+    """Several commands started together on a store file that does not exist yet: one upgrades it,
+    the others wait for it and find it at the head revision."""
+    import multiprocessing
+    import time
+
+    for attempt in range(3):  # three fresh stores: a race that shows one time in a few shows here
+        url = f"sqlite:///{tmp_path / f'new-{attempt}.db'}"
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(4) as pool:
+            start = time.time() + 3.0
+            results = pool.starmap(_open_and_count, [(url, start)] * 4)
+        assert results == [0, 0, 0, 0]
+        engine = make_engine(url)
+        try:
+            assert current_revision(engine) == head_revision()
+        finally:
+            engine.dispose()
