@@ -125,3 +125,27 @@ def test_help_is_fast_and_loads_no_ml_library() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     line = next(ln for ln in result.stdout.splitlines() if ln.startswith("HEAVY"))
     assert line.startswith("HEAVY []"), line
+
+
+def test_labels_and_names_with_markup_or_escapes_are_printed_as_they_are(tmp_path: Path) -> None:
+    """User data reaches the terminal as text: a class label `[/]` (Rich markup) and a column name
+    with an ANSI escape neither crash the summary nor colour the terminal."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=200)
+    frame = pd.DataFrame({"x\x1b[31m": x, "z": rng.normal(size=200), "label": np.where(x > 0, "[/]", "[bold]b")})
+    frame.to_csv(tmp_path / "odd.csv", index=False)
+    spec = {
+        "spec_version": 1, "name": "odd-labels", "seed": 0, "n_jobs": 1, "task": "classification",
+        "dataset": {"path": "odd.csv", "target": "label"}, "budget": {"time_s": 60},
+        "candidates": {"include": ["linear"]}, "cv": {"folds": 3},
+    }  # fmt: skip
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    result = _automl(tmp_path, "run", "spec.json", "--trials", "2", "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    shown = _automl(tmp_path, "jobs", "show", "1")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    for out in (result.stdout, shown.stdout):
+        assert "'[/]'" in out and "'[bold]b'" in out  # the confusion matrix's classes, verbatim
+        assert "\x1b" not in out

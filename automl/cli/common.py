@@ -49,13 +49,22 @@ def artifacts() -> ArtifactStore:
     return ArtifactStore(settings().artifact_root)
 
 
-def print_error(exc: AutomlError) -> None:
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F) if chr(c) not in "\n\t"}
+
+
+def plain(value: Any) -> str:
+    """``value`` as text that the terminal shows as it is: Rich markup escaped (a class label
+    ``[/]`` is printed, not parsed) and control characters (ANSI escapes) spelled out as ``\\x1b``."""
     from rich.markup import escape
 
+    return escape(str(value).translate(_CONTROL))
+
+
+def print_error(exc: AutomlError) -> None:
     err = console_err()
-    err.print(f"[bold red]error[/] [dim]{exc.code}[/]: {escape(exc.message)}")
+    err.print(f"[bold red]error[/] [dim]{exc.code}[/]: {plain(exc.message)}")
     if exc.hint:
-        err.print(f"  [cyan]fix:[/] {escape(exc.hint)}")
+        err.print(f"  [cyan]fix:[/] {plain(exc.hint)}")
 
 
 def print_json(data: Any) -> None:

@@ -22,12 +22,13 @@ def _summary(col: dict[str, Any]) -> str:
 
 
 def _show(record: Any, profile: dict[str, Any], created: bool | None = None) -> None:
-    from rich.markup import escape
     from rich.table import Table
+
+    from automl.cli.common import plain
 
     out = console()
     state = "" if created is None else (" [green](new)[/]" if created else " [yellow](already registered)[/]")
-    out.print(f"[bold]dataset {record.id}[/] {escape(record.name)}{state}")
+    out.print(f"[bold]dataset {record.id}[/] {plain(record.name)}{state}")
     out.print(
         f"  {record.n_rows:,} rows × {record.n_columns} columns, {record.format}, "
         f"{record.size_bytes:,} bytes, sha256 {record.fingerprint[:16]}…"
@@ -35,23 +36,23 @@ def _show(record: Any, profile: dict[str, Any], created: bool | None = None) -> 
     table = Table("column", "kind", "missing", "distinct", "summary", header_style="bold", box=None)
     for col in profile["columns"]:
         table.add_row(
-            escape(col["name"]),
+            plain(col["name"]),
             col["kind"],
             f"{col['missing_fraction']:.1%}",
             str(col["distinct"]),
-            escape(_summary(col)),
+            plain(_summary(col)),
         )
     out.print(table)
     target = profile.get("target")
     if target:
         if target.get("class_counts"):
             counts = ", ".join(f"{k}: {v}" for k, v in target["class_counts"].items())
-            out.print(f"  target [bold]{escape(target['name'])}[/] ({target['task']}): {escape(counts)}")
+            out.print(f"  target [bold]{plain(target['name'])}[/] ({target['task']}): {plain(counts)}")
         elif target.get("summary"):
             t = target["summary"]
-            out.print(f"  target [bold]{escape(target['name'])}[/]: mean {t['mean']:.4g}, std {t['std']:.4g}")
+            out.print(f"  target [bold]{plain(target['name'])}[/]: mean {t['mean']:.4g}, std {t['std']:.4g}")
     for warning in profile.get("warnings", []):
-        out.print(f"  [yellow]warning:[/] {escape(warning)}")
+        out.print(f"  [yellow]warning:[/] {plain(warning)}")
 
 
 def _with_target(record: Any, target: str | None, task: str) -> dict[str, Any]:
@@ -95,8 +96,9 @@ def list_(json_out: bool = typer.Option(False, "--json", help="Print as JSON."))
     """List registered datasets."""
     from dataclasses import asdict
 
-    from rich.markup import escape
     from rich.table import Table
+
+    from automl.cli.common import plain
 
     records = open_store().list_datasets()
     if json_out:
@@ -106,7 +108,7 @@ def list_(json_out: bool = typer.Option(False, "--json", help="Print as JSON."))
     for r in records:
         table.add_row(
             str(r.id),
-            escape(r.name),
+            plain(r.name),
             f"{r.n_rows:,}",
             str(r.n_columns),
             r.format,

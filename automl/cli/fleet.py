@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from automl.cli.common import artifacts, console, open_store, print_json, settings
+from automl.cli.common import artifacts, console, open_store, plain, print_json, settings
 
 
 def register(root: typer.Typer, jobs: typer.Typer) -> None:
@@ -94,7 +94,7 @@ def submit(
     for spec in loaded:
         job = submit_job(store, artifacts(), spec, time_s=time_s, trials=trials)
         _send(app, "automl.start_job", [job.id, parallel])
-        console().print(f"queued job [bold]{job.id}[/] {job.name}")
+        console().print(f"queued job [bold]{job.id}[/] {plain(job.name)}")
         ids.append(job.id)
     if wait:
         failed = [job_id for job_id in ids if _follow(store, job_id).status != "succeeded"]
@@ -131,15 +131,15 @@ def _progress(store: Any, job_id: int) -> dict[str, Any]:
 
 
 def _show_progress(p: dict[str, Any]) -> None:
-    from rich.markup import escape
+    from automl.cli.common import plain
 
     best = f"best {p['metric']} {p['best']['cv_score']:.4f} ({p['best']['family']})" if p["best"] else "no score yet"
     left = f", {p['time_left_s']:.0f} s left" if p["time_left_s"] is not None else ""
     counts = ", ".join(f"{n} {s}" for s, n in p["trials"].items() if n)
     console().print(
-        f"job {p['id']} {escape(p['name'])}: [bold]{p['status']}[/]; {counts or 'no trials yet'}; {best}{left}"
+        f"job {p['id']} {plain(p['name'])}: [bold]{p['status']}[/]; {counts or 'no trials yet'}; {best}{left}"
         + (f"; {len(p['workers'])} worker(s)" if p["workers"] else "")
-        + (f"\n  [red]{p['error_code']}[/]: {escape(p['error_message'] or '')}" if p["error_code"] else "")
+        + (f"\n  [red]{p['error_code']}[/]: {plain(p['error_message'] or '')}" if p["error_code"] else "")
     )
 
 

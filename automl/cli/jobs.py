@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from automl.cli.common import artifacts, console, open_store, print_json, settings
+from automl.cli.common import artifacts, console, open_store, plain, print_json, settings
 from automl.cli.render import LEADERBOARD_COLUMNS, emit, fmt, job_summary, key_params, selection_table
 
 app = typer.Typer(help="List and inspect jobs.", no_args_is_help=True)
@@ -74,7 +74,9 @@ def run(
     store = open_store()
     job = submit_job(store, artifacts(), loaded, time_s=time_s, trials=trials)
     if not quiet:
-        console().print(f"job [bold]{job.id}[/] {job.name}: {job.task}, metric {job.metric}, dataset {job.dataset_id}")
+        console().print(
+            f"job [bold]{job.id}[/] {plain(job.name)}: {job.task}, metric {job.metric}, dataset {job.dataset_id}"
+        )
 
     def call(update: Any, stop: Any) -> Any:
         return run_job(
@@ -256,14 +258,14 @@ def show(
     """Show a job: spec, candidate selection and reasons, dropped columns, errors, summary."""
     from dataclasses import asdict
 
-    from rich.markup import escape
+    from automl.cli.common import plain
 
     job = open_store().get_job(job_id)
     if json_out:
         print_json(asdict(job))
         return
     out = console()
-    out.print(f"[bold]job {job.id}[/] {escape(job.name)} — {job.status}")
+    out.print(f"[bold]job {job.id}[/] {plain(job.name)} — {job.status}")
     out.print(
         f"  task {job.task}, metric {job.metric}, dataset {job.dataset_id}, seed {job.seed}, by {job.submitted_by}"
     )
@@ -272,7 +274,7 @@ def show(
         out.print(selection_table(job.selection))
     dropped = (job.profile or {}).get("dropped") or {}
     for column, reason in dropped.items():
-        out.print(f"  dropped column [bold]{escape(column)}[/]: {escape(reason)}")
+        out.print(f"  dropped column [bold]{plain(column)}[/]: {plain(reason)}")
     for warning in (job.profile or {}).get("warnings", []):
-        out.print(f"  [yellow]warning:[/] {escape(warning)}")
+        out.print(f"  [yellow]warning:[/] {plain(warning)}")
     job_summary(job)

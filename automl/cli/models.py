@@ -85,9 +85,9 @@ def show(
 
 
 def _print_card(card: dict[str, Any]) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
+    from automl.cli.common import plain
     from automl.cli.render import fmt
 
     out = console()
@@ -109,7 +109,7 @@ def _print_card(card: dict[str, Any]) -> None:
         ("spec sha256", lineage["spec_hash"]),
     ]
     for key, value in rows:
-        facts.add_row(f"[dim]{key}[/]", escape(str(value)))
+        facts.add_row(f"[dim]{key}[/]", plain(str(value)))
     out.print(facts)
     if card["holdout_metrics"]:
         out.print("holdout: " + ", ".join(f"{k} {fmt(v)}" for k, v in sorted(card["holdout_metrics"].items())))
@@ -117,17 +117,17 @@ def _print_card(card: dict[str, Any]) -> None:
         members = ", ".join(
             f"{m['family']} (trial {m['trial']}, w {fmt(m['weight'], 3)})" for m in card["ensemble_members"]
         )
-        out.print(f"ensemble: {escape(members)}")
+        out.print(f"ensemble: {plain(members)}")
     elif card["best_trial"]:
         best = card["best_trial"]
         out.print(f"model: {best['family']} (trial {best['trial']})")
     features = ", ".join(f"{c['name']} ({c['kind']})" for c in card["input_schema"])
-    out.print(f"inputs: {escape(features)}")
+    out.print(f"inputs: {plain(features)}")
     for warning in card["dataset"]["warnings"]:
-        out.print(f"[yellow]dataset warning:[/] {escape(str(warning))}")
+        out.print(f"[yellow]dataset warning:[/] {plain(str(warning))}")
     if card["promotion"]:
         p = card["promotion"]
-        out.print(f"promotion ({p.get('policy')}): {escape(str(p.get('decision')))}")
+        out.print(f"promotion ({p.get('policy')}): {plain(str(p.get('decision')))}")
 
 
 def _moved(event: Any, name: str, alias: str) -> None:

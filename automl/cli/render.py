@@ -7,10 +7,9 @@ import io
 import json
 from typing import Any
 
-from rich.markup import escape
 from rich.table import Table
 
-from automl.cli.common import console
+from automl.cli.common import console, plain
 
 LEADERBOARD_COLUMNS = (
     "rank", "run_id", "kind", "trial_number", "family", "status", "cv_score", "cv_std",
@@ -47,7 +46,7 @@ def emit(rows: list[dict[str, Any]], columns: tuple[str, ...] | list[str], outpu
         return
     table = Table(*columns, title=title or None, header_style="bold")
     for r in rows:
-        table.add_row(*(escape(fmt(r.get(c))) for c in columns))
+        table.add_row(*(plain(fmt(r.get(c))) for c in columns))
     console().print(table)
 
 
@@ -55,7 +54,7 @@ def selection_table(selection: list[dict[str, Any]]) -> Table:
     table = Table("family", "selected", "reason", header_style="bold", box=None)
     for choice in selection:
         mark = "[green]yes[/]" if choice["selected"] else "[dim]no[/]"
-        table.add_row(choice["family"], mark, escape(choice["reason"]))
+        table.add_row(choice["family"], mark, plain(choice["reason"]))
     return table
 
 
@@ -64,31 +63,31 @@ def job_summary(job: Any) -> None:
     out = console()
     s = job.summary or {}
     colour = {"succeeded": "green", "failed": "red", "cancelled": "yellow"}.get(job.status, "white")
-    out.print(f"[bold]job {job.id}[/] {escape(job.name)}: [{colour}]{job.status}[/]")
+    out.print(f"[bold]job {job.id}[/] {plain(job.name)}: [{colour}]{job.status}[/]")
     if job.error_code:
-        out.print(f"  [red]{job.error_code}[/]: {escape(job.error_message or '')}")
+        out.print(f"  [red]{job.error_code}[/]: {plain(job.error_message or '')}")
     best = s.get("best")
     if best:
         out.print(
             f"  best single trial: [bold]{best['family']}[/] (trial {best['trial']}), "
             f"CV {job.metric} {fmt(best['cv_score'])} ± {fmt(best['cv_std'])}"
         )
-        out.print(f"    params: {escape(key_params(best['params'], limit=12))}")
+        out.print(f"    params: {plain(key_params(best['params'], limit=12))}")
     ens = s.get("ensemble")
     if ens:
         members = ", ".join(f"{m['family']}#{m['trial']}×{m['weight']:.2f}" for m in ens.get("members") or [])
         used = "used" if ens.get("used") else "not used"
-        out.print(f"  ensemble: CV {fmt(ens.get('cv_score'))}, {used}; members {escape(members)}")
+        out.print(f"  ensemble: CV {fmt(ens.get('cv_score'))}, {used}; members {plain(members)}")
     if s.get("stopped_early"):
-        out.print(f"  [yellow]stopped early[/]: {escape(str(s['stopped_early']))}")
+        out.print(f"  [yellow]stopped early[/]: {plain(str(s['stopped_early']))}")
     for resumed in s.get("resumes") or []:
         left = f", {resumed['left_s']:.0f} s left" if resumed.get("left_s") is not None else ""
-        out.print(f"  resumed at {escape(str(resumed['at']))[:19]} after {resumed['used_s']:.0f} s used{left}")
+        out.print(f"  resumed at {plain(str(resumed['at']))[:19]} after {resumed['used_s']:.0f} s used{left}")
     if s.get("final_reason"):
-        out.print(f"  final model: {escape(str(s['final_reason']))}")
+        out.print(f"  final model: {plain(str(s['final_reason']))}")
     validation = s.get("validation")
     if validation:
-        out.print(f"  validation: {escape(str(validation.get('reason', validation.get('scheme'))))}")
+        out.print(f"  validation: {plain(str(validation.get('reason', validation.get('scheme'))))}")
     calibration = s.get("calibration")
     if calibration:
         out.print(f"  probabilities calibrated: temperature {fmt(calibration.get('temperature'))}")
@@ -97,16 +96,16 @@ def job_summary(job: Any) -> None:
         scalars = {k: v for k, v in holdout.items() if isinstance(v, int | float)}
         out.print("  holdout: " + ", ".join(f"{k} {fmt(v)}" for k, v in scalars.items()))
         if "confusion_matrix" in holdout:
-            out.print(f"  confusion matrix (rows = true {s.get('classes')}): {holdout['confusion_matrix']}")
+            out.print(f"  confusion matrix (rows = true {plain(s.get('classes'))}): {holdout['confusion_matrix']}")
     version = s.get("version")
     if version:
         out.print(
-            f"  registered [bold]{escape(version['model_name'])}[/] version {version['version']} "
+            f"  registered [bold]{plain(version['model_name'])}[/] version {version['version']} "
             f"(version id {version['id']})"
         )
     promotion = s.get("promotion")
     if promotion and promotion.get("decision"):
-        out.print(f"  promotion ({escape(str(promotion.get('policy')))}): {escape(str(promotion['decision']))}")
+        out.print(f"  promotion ({plain(str(promotion.get('policy')))}): {plain(str(promotion['decision']))}")
     trials = s.get("trials")
     if trials:
         out.print("  trials: " + ", ".join(f"{n} {k}" for k, n in trials.items()))

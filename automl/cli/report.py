@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from automl.cli.common import artifacts, console, open_store, settings
+from automl.cli.common import artifacts, console, open_store, plain, settings
 
 
 def register(root: typer.Typer) -> None:
@@ -23,7 +23,7 @@ def write_and_print(store: Any, job_id: int, path: Path) -> Path:
     from automl.report import write_report  # matplotlib, scikit-learn, optuna: loaded only here
 
     written = write_report(store, artifacts(), job_id, settings().database_url, path)
-    console().print(f"report of job {job_id} written to {written}", soft_wrap=True, highlight=False)
+    console().print(f"report of job {job_id} written to {plain(written)}", soft_wrap=True, highlight=False)
     return written
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from automl.cli.common import artifacts, console_err, open_store, settings
+from automl.cli.common import artifacts, console_err, open_store, plain, settings
 
 if TYPE_CHECKING:
     from automl.predict import InputProblem
@@ -108,7 +108,7 @@ def predict(
             raise InputError(f"cannot write {output}: folder {output.parent} does not exist", hint="create it first")
         table.to_csv(output, index=False)
         note += f"; wrote {output}"
-    console_err().print(f"predicted {len(table)} row(s) with {label}{note}", highlight=False)
+    console_err().print(f"predicted {len(table)} row(s) with {plain(label)}{plain(note)}", highlight=False)
 
 
 def serve(

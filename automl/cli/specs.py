@@ -22,9 +22,9 @@ def validate(
     no_data: bool = typer.Option(False, "--no-data", help="Check the spec only, not its dataset's columns."),
 ) -> None:
     """Validate job specs; report every problem of every file, with its JSON path. Exit 2 on any error."""
-    from rich.markup import escape
     from rich.table import Table
 
+    from automl.cli.common import plain
     from automl.errors import SpecInvalid
     from automl.spec import load_spec_file
 
@@ -41,15 +41,15 @@ def validate(
         out = console()
         for result in results:
             if result["valid"]:
-                out.print(f"[green]✓[/] {escape(str(result['file']))}")
+                out.print(f"[green]✓[/] {plain(str(result['file']))}")
                 continue
             problems = result["problems"]
-            out.print(f"[red]✗[/] {escape(str(result['file']))}: {len(problems)} problem(s)")
+            out.print(f"[red]✗[/] {plain(str(result['file']))}: {len(problems)} problem(s)")
             table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2))
             for col in ("path", "rule", "code", "problem"):
                 table.add_column(col, overflow="fold")
             for p in problems:
-                table.add_row(escape(p["path"]), p["rule"], p["code"], escape(p["message"]))
+                table.add_row(plain(p["path"]), p["rule"], p["code"], plain(p["message"]))
             out.print(table)
     if not all(r["valid"] for r in results):
         raise typer.Exit(2)
