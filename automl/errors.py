@@ -45,6 +45,16 @@ class InputError(AutomlError, ValueError):
     exit_code = 2
 
 
+MAX_SHOWN = 120  # characters of a user's value shown in an error
+
+
+def clip(text: str, limit: int = MAX_SHOWN) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters)"
+
+
 @dataclass(frozen=True)
 class Problem:
     """One problem found while validating a spec or a dataset.
@@ -58,6 +68,15 @@ class Problem:
     rule: str
     message: str
     value: Any = None
+
+    def __post_init__(self) -> None:
+        # A problem is read by a person: a 10 MB value is shown by its start and its size.
+        object.__setattr__(self, "path", clip(self.path))
+        object.__setattr__(self, "message", clip(self.message, 500))
+        if isinstance(self.value, str | bytes) and len(self.value) > MAX_SHOWN:
+            object.__setattr__(self, "value", clip(str(self.value)))
+        elif isinstance(self.value, list | tuple | dict) and len(self.value) > 20:
+            object.__setattr__(self, "value", None)
 
     def to_dict(self) -> dict[str, Any]:
         return {

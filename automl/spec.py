@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import json
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from automl.errors import Problem, SpecInvalid
+from automl.errors import Problem, SpecInvalid, clip
 
 # Kept here (not imported from automl.candidates) so validating a spec loads no ML library;
 # tests/test_spec.py checks it matches the candidates registry.
@@ -262,15 +263,15 @@ def _problems_from_pydantic(exc: ValidationError, raw: Any) -> list[Problem]:
             value = key
         elif kind == "literal_error":
             expected = re.findall(r"'([^']*)'", err.get("ctx", {}).get("expected", ""))
-            msg = f"{value!r} is not allowed; expected one of {expected}"
+            msg = f"{clip(repr(value))} is not allowed; expected one of {expected}"
             if isinstance(value, str):
                 msg += _suggest(value, expected)
             if loc == ("candidates",):
-                msg = f'{value!r} is not allowed; use "auto" or an object with include/exclude lists'
+                msg = f'{clip(repr(value))} is not allowed; use "auto" or an object with include/exclude lists'
         elif kind == "missing":
             msg, value = "required field is missing", None
         else:
-            msg = f"{err['msg']} (got {value!r})" if not isinstance(value, dict | list) else err["msg"]
+            msg = f"{err['msg']} (got {clip(repr(value))})" if not isinstance(value, dict | list) else err["msg"]
         problems.append(Problem("SPEC_INVALID", path, kind, msg, value if not isinstance(value, dict) else None))
     return problems
 
@@ -413,11 +414,32 @@ def parse_spec(
     raise SpecInvalid(unique, source=source)
 
 
+MAX_SPEC_BYTES = 1024 * 1024  # a spec is a few hundred bytes; a megabyte is not a spec
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise ValueError(f"the key(s) {', '.join(repr(k) for k in repeated)} appear more than once in one object")
+    return dict(pairs)
+
+
 def load_spec_file(path: str | Path, *, check_data: bool = True) -> LoadedSpec:
-    """Read, decode and validate a spec file."""
+    """Read, decode and validate a spec file (UTF-8, a byte-order mark allowed; at most
+    :data:`MAX_SPEC_BYTES`; no key twice in one object)."""
     path = Path(path)
+
+    def refuse(rule: str, message: str) -> SpecInvalid:
+        return SpecInvalid([Problem("SPEC_INVALID", "$", rule, message)], source=str(path))
+
     try:
-        text = path.read_text(encoding="utf-8")
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise refuse("not_a_file", f"{path} is not a regular file; give the path of a JSON spec file")
+        if info.st_size > MAX_SPEC_BYTES:
+            raise refuse("too_large", f"{path} is {info.st_size:,} bytes; a spec is at most {MAX_SPEC_BYTES:,} bytes")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise SpecInvalid([Problem("SPEC_INVALID", "$", "file_missing", f"spec file {path} does not exist")]) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -425,7 +447,9 @@ def load_spec_file(path: str | Path, *, check_data: bool = True) -> LoadedSpec:
     if not text.strip():
         raise SpecInvalid([Problem("SPEC_INVALID", "$", "empty", "the spec file is empty")], source=str(path))
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except RecursionError:
+        raise refuse("json", "not a spec: JSON nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise SpecInvalid(
             [
@@ -438,4 +462,6 @@ def load_spec_file(path: str | Path, *, check_data: bool = True) -> LoadedSpec:
             ],
             source=str(path),
         ) from exc
+    except ValueError as exc:  # a key twice, an integer of thousands of digits
+        raise refuse("json", f"not a spec: {exc}") from None
     return parse_spec(raw, source=str(path), base_dir=path.resolve().parent, check_data=check_data)

@@ -458,6 +458,48 @@ def test_missing_spec_file(tmp_path: Path) -> None:
     assert info.value.problems[0].rule == "file_missing"
 
 
+@pytest.mark.parametrize(
+    ("text", "rule", "words"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "json", "nested too deeply"),
+        ('{"spec_version": 1, "name": "a", "name": "b"}', "json", "'name' appear more than once"),
+        ('{"spec_version": 1, "seed": ' + "9" * 5000 + "}", "json", "4300 digits"),
+        (" " * (1024 * 1024 + 1), "too_large", "at most 1,048,576 bytes"),
+    ],
+    ids=["deep", "duplicate-key", "huge-integer", "too-large"],
+)
+def test_hostile_spec_files_get_a_named_problem(tmp_path: Path, text: str, rule: str, words: str) -> None:
+    spec_file = tmp_path / "hostile.json"
+    spec_file.write_text(text)
+    with pytest.raises(SpecInvalid) as info:
+        load_spec_file(spec_file)
+    [problem] = info.value.problems
+    assert (problem.path, problem.rule) == ("$", rule) and words in problem.message
+
+
+def test_a_device_is_not_read_as_a_spec() -> None:
+    with pytest.raises(SpecInvalid) as info:
+        load_spec_file("/dev/zero")  # would read until memory runs out
+    assert info.value.problems[0].rule == "not_a_file"
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    spec_file = tmp_path / "bom.json"
+    document = {"spec_version": 1, "name": "bom", "task": "regression", "dataset": {"path": "d.csv", "target": "y"}}
+    spec_file.write_text(json.dumps(document), encoding="utf-8-sig")
+    assert load_spec_file(spec_file, check_data=False).spec.name == "bom"
+
+
+def test_a_huge_value_is_shown_by_its_start_and_size(tmp_path: Path) -> None:
+    spec_file = tmp_path / "long.json"
+    long_name = "-" * 900_000
+    document = {"spec_version": 1, "name": long_name, "task": "regression", "dataset": {"path": "d.csv", "target": "y"}}
+    spec_file.write_text(json.dumps(document))
+    with pytest.raises(SpecInvalid) as info:
+        load_spec_file(spec_file, check_data=False)
+    assert len(str(info.value)) < 2_000 and "900,002 characters" in str(info.value)  # the quoted value
+
+
 # -- shipped specs and the committed schema -------------------------------------------------------
 
 
