@@ -67,7 +67,7 @@ class DatasetSpec(_Strict):
     path: str | None = Field(
         None, min_length=1, description="File path, relative to the spec file's folder (or absolute)."
     )
-    id: int | None = Field(None, ge=1, description="A registered dataset id, instead of `path`.")
+    id: int | None = Field(None, strict=True, ge=1, description="A registered dataset id, instead of `path`.")
     format: Literal["csv", "parquet"] | None = Field(None, description="Inferred from the suffix if unset.")
     target: str = Field(min_length=1, description="The column to predict.")
     drop: list[str] = Field(default_factory=list, description="Columns never used as features.")
@@ -80,9 +80,9 @@ MAX_TIME_S = 7 * 24 * 3600  # a week: the longest budget a job may have
 class BudgetSpec(_Strict):
     """How much to spend. The job stops at whichever limit comes first."""
 
-    time_s: float | None = Field(300.0, gt=0, le=MAX_TIME_S, description="Wall-clock seconds for the job.")
-    trials: int | None = Field(None, ge=1, le=100_000, description="Maximum number of trials.")
-    trial_time_s: float | None = Field(None, gt=0, description="Wall-clock cap on one trial.")
+    time_s: float | None = Field(300.0, strict=True, gt=0, le=MAX_TIME_S, description="Wall-clock seconds for the job.")
+    trials: int | None = Field(None, strict=True, ge=1, le=100_000, description="Maximum number of trials.")
+    trial_time_s: float | None = Field(None, strict=True, gt=0, description="Wall-clock cap on one trial.")
 
 
 class CandidatesSpec(_Strict):
@@ -93,7 +93,9 @@ class CandidatesSpec(_Strict):
 
 
 class CvSpec(_Strict):
-    folds: int = Field(5, ge=2, le=20, description="K of K-fold cross-validation (stratified for classes).")
+    folds: int = Field(
+        5, strict=True, ge=2, le=20, description="K of K-fold cross-validation (stratified for classes)."
+    )
     scheme: Literal["auto", "cv", "holdout"] = Field(
         "auto",
         description="How trials are validated: K-fold `cv`, one `holdout` split (a tenth of the training "
@@ -102,8 +104,8 @@ class CvSpec(_Strict):
 
 
 class EnsembleSpec(_Strict):
-    enabled: bool = True
-    max_size: int = Field(5, ge=2, le=50, description="Most distinct members in the voting ensemble.")
+    enabled: bool = Field(True, strict=True)
+    max_size: int = Field(5, strict=True, ge=2, le=50, description="Most distinct members in the voting ensemble.")
 
 
 class RegisterSpec(_Strict):
@@ -126,12 +128,19 @@ class JobSpec(_Strict):
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     candidates: Literal["auto"] | CandidatesSpec = "auto"
     cv: CvSpec = Field(default_factory=CvSpec)
-    holdout_fraction: float = Field(0.2, gt=0.0, le=0.5)
+    holdout_fraction: float = Field(0.2, strict=True, gt=0.0, le=0.5)
     ensemble: EnsembleSpec = Field(default_factory=EnsembleSpec)
     # `register` would shadow ABCMeta.register on the model class, hence the alias.
     register_: RegisterSpec = Field(default_factory=RegisterSpec, alias="register")
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-    n_jobs: int = Field(-1, ge=-1, description="Threads per model fit; -1 uses every core.")
+    seed: int = Field(0, strict=True, ge=0, le=2**31 - 1)
+    n_jobs: int = Field(-1, strict=True, ge=-1, le=256, description="Threads per model fit; -1 uses every core.")
+
+    @field_validator("spec_version", mode="before")
+    @classmethod
+    def _spec_version_is_a_number(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # true == 1 in Python; a spec says 1
+            raise PydanticCustomError("int_type", "the spec version is the number 1, not a boolean")
+        return value
 
     @field_validator("n_jobs")
     @classmethod

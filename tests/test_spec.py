@@ -111,7 +111,13 @@ CASES: list[tuple[str, Mutation, str, str, str, str | None]] = [
     # wrong types and ranges
     ("name-int", set_(name=123), "SPEC_INVALID", "name", "string_type", "123"),
     ("name-empty", set_(name=""), "SPEC_INVALID", "name", "string_pattern_mismatch", None),
-    ("folds-string", set_(cv__folds="five"), "SPEC_INVALID", "cv.folds", "int_parsing", "five"),
+    ("folds-string", set_(cv__folds="five"), "SPEC_INVALID", "cv.folds", "int_type", "five"),
+    # no coercion that hides a mistake: a boolean is not a number, a quoted number is a string
+    ("trials-bool", set_(budget__trials=True), "SPEC_INVALID", "budget.trials", "int_type", "True"),
+    ("time-string", set_(budget__time_s="15"), "SPEC_INVALID", "budget.time_s", "float_type", "'15'"),
+    ("seed-float", set_(seed=1.5), "SPEC_INVALID", "seed", "int_type", "1.5"),
+    ("spec-version-bool", set_(spec_version=True), "SPEC_INVALID", "spec_version", "int_type", "boolean"),
+    ("n-jobs-huge", set_(n_jobs=10**9), "SPEC_INVALID", "n_jobs", "less_than_equal", "256"),
     ("folds-one", set_(cv__folds=1), "SPEC_INVALID", "cv.folds", "greater_than_equal", None),
     ("seed-negative", set_(seed=-1), "SPEC_INVALID", "seed", "greater_than_equal", "-1"),
     ("holdout-0.9", set_(holdout_fraction=0.9), "SPEC_INVALID", "holdout_fraction", "less_than_equal", "0.9"),
@@ -123,7 +129,7 @@ CASES: list[tuple[str, Mutation, str, str, str, str | None]] = [
         set_(ensemble__enabled="maybe"),
         "SPEC_INVALID",
         "ensemble.enabled",
-        "bool_parsing",
+        "bool_type",
         None,
     ),
     # unknown keys, with suggestions
