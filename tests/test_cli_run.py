@@ -149,3 +149,17 @@ def test_labels_and_names_with_markup_or_escapes_are_printed_as_they_are(tmp_pat
     for out in (result.stdout, shown.stdout):
         assert "'[/]'" in out and "'[bold]b'" in out  # the confusion matrix's classes, verbatim
         assert "\x1b" not in out
+
+
+@pytest.mark.parametrize(
+    ("args", "valid"),
+    [
+        (["jobs", "list", "--status", "done"], "succeeded"),
+        (["leaderboard", "1", "--family", "xgbost"], "xgboost"),
+    ],
+    ids=["status", "family"],
+)
+def test_an_unknown_filter_value_is_refused_with_the_valid_ones(tmp_path: Path, args: list[str], valid: str) -> None:
+    result = _automl(tmp_path, *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"'{args[-1]}'" in result.stderr and valid in result.stderr

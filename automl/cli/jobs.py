@@ -188,7 +188,7 @@ def _leaderboard_table(store: Any, job_id: int, top: int | None, family: str | N
 def leaderboard(
     job_id: int | None = typer.Argument(None, help="Job id (trials ranked)."),
     model: str | None = typer.Option(None, "--model", help="A model name (its versions)."),
-    top: int | None = typer.Option(None, "--top", help="Show the best N rows."),
+    top: int | None = typer.Option(None, "--top", min=1, help="Show the best N rows."),
     family: str | None = typer.Option(None, "--family", help="Only this model family."),
     output: str = typer.Option("table", "--format", help="table, json or csv."),
 ) -> None:
@@ -199,6 +199,12 @@ def leaderboard(
         raise InputError(f"unknown format '{output}'", hint="use --format table, json or csv")
     if (job_id is None) == (model is None):
         raise InputError("give a JOB_ID or --model NAME (one of them)", hint="automl leaderboard 3")
+    if family is not None:
+        from automl.candidates import family_names
+
+        known = [*family_names(), "ensemble"]
+        if family not in known:
+            raise InputError(f"unknown family '{family}'", hint=f"use one of: {', '.join(known)}")
     store = open_store()
     if job_id is not None:
         store.get_job(job_id)
@@ -217,12 +223,17 @@ def leaderboard(
 @app.command("list")
 def list_(
     status: str | None = typer.Option(None, help="queued, running, succeeded, failed or cancelled."),
-    limit: int = typer.Option(50, help="Most recent N jobs."),
+    limit: int = typer.Option(50, min=1, help="Most recent N jobs."),
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """List jobs, newest first. A running job whose process died (no heartbeat for the trial lease)
     is shown as such: `automl jobs resume JOB_ID` continues it."""
+    from automl.errors import InputError
     from automl.pipeline import process_lost
+    from automl.store.tables import JOB_STATUSES
+
+    if status is not None and status not in JOB_STATUSES:
+        raise InputError(f"unknown status '{status}'", hint=f"use one of: {', '.join(JOB_STATUSES)}")
 
     jobs = open_store().list_jobs(status=status, limit=limit)
     rows = []
