@@ -40,6 +40,14 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _retryable(exc: BaseException) -> bool:
+    """A database that cannot be reached right now (the task is retried), not a broken job."""
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return isinstance(exc, OperationalError | InterfaceError | StorageInternalError)
+
+
 def start(store: Store, artifacts: ArtifactStore, job_id: int, dispatch: Dispatch, parallel: int) -> str:
     """Claim a queued job, record its selection and profile, create its study, fan out trial tasks.
 
@@ -56,6 +64,12 @@ def start(store: Store, artifacts: ArtifactStore, job_id: int, dispatch: Dispatc
         raise  # the task retries it once the store is back
     except AutomlError as exc:
         store.finish_job(job_id, "failed", exc.code, str(exc))
+        return "failed"
+    except Exception as exc:
+        if _retryable(exc):
+            raise
+        # Anything else would leave the job `running` with no one to run it: end it with the error.
+        store.finish_job(job_id, "failed", "INTERNAL_ERROR", f"starting the job failed: {type(exc).__name__}: {exc}")
         return "failed"
     for _ in range(max(1, parallel)):
         dispatch.run_trials(job_id)
