@@ -175,6 +175,10 @@ def load_registered(dataset: DatasetRecord, artifacts: ArtifactStore) -> pd.Data
     return parse_table(data, dataset.format, f"dataset {dataset.id} ({dataset.name})")
 
 
+MIN_ROWS = 20  # rows with a target value: fewer cannot be held out and cross-validated
+MIN_CLASS_ROWS = 2  # rows of each class: one to train on and one to score on, at the least
+
+
 def target_problems(
     frame: pd.DataFrame, target: str, task: str, drop: list[str], id_column: str | None
 ) -> list[Problem]:
@@ -199,6 +203,22 @@ def target_problems(
         return problems
     y = frame[target]
     present = y.dropna()
+    if pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present):
+        infinite = np.flatnonzero(~np.isfinite(present.to_numpy(dtype=float)))
+        if len(infinite):
+            rows = ", ".join(str(int(present.index[i]) + 1) for i in infinite[:5])
+            problems.append(
+                Problem(
+                    "DATASET_INVALID",
+                    "dataset.target",
+                    "target_not_finite",
+                    f"target '{target}' has {len(infinite)} infinite value(s) (data row {rows}"
+                    f"{', …' if len(infinite) > 5 else ''}; 1 is the first row after the header); "
+                    "remove those rows or leave the values empty",
+                    target,
+                )
+            )
+            return problems
     if present.empty:
         problems.append(
             Problem(
@@ -216,6 +236,17 @@ def target_problems(
                 "dataset.target",
                 "target_one_class",
                 f"target '{target}' has a single class ({present.iloc[0]!r}); classification needs two or more",
+                target,
+            )
+        )
+    elif len(present) < MIN_ROWS:
+        problems.append(
+            Problem(
+                "DATASET_INVALID",
+                "dataset.target",
+                "too_few_rows",
+                f"target '{target}' has a value in {len(present)} row(s); a job needs at least {MIN_ROWS} "
+                "(rows are held out for scoring and the rest split into folds)",
                 target,
             )
         )
@@ -238,6 +269,19 @@ def target_problems(
                 "target_continuous",
                 f"target '{target}' holds non-integer numbers; classification needs classes (use task: regression)",
                 task,
+            )
+        )
+    if not problems and task != "regression" and int(present.value_counts().min()) < MIN_CLASS_ROWS:
+        counts = present.value_counts()
+        rare = [repr(c) for c, n in counts.items() if n < MIN_CLASS_ROWS]
+        problems.append(
+            Problem(
+                "DATASET_INVALID",
+                "dataset.target",
+                "class_too_small",
+                f"class(es) {', '.join(rare[:5])} of target '{target}' have fewer than {MIN_CLASS_ROWS} rows; "
+                "each class needs rows to train on and rows to be scored on (merge or drop rare classes)",
+                target,
             )
         )
     return problems

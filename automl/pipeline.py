@@ -81,15 +81,17 @@ def submit_job(
     loaded = loaded.with_overrides(time_s=time_s, trials=trials)
     spec = loaded.spec
     path = loaded.dataset_path()
+    ds = spec.dataset
     if path is not None:
         table = load_table(path, spec.dataset.format)
+        # Checked before the table is registered: a spec its data cannot serve leaves nothing behind.
+        check_target(table.frame, ds.target, spec.task, list(ds.drop), ds.id_column)
         dataset, _ = register_table(store, artifacts, table)
         frame = table.frame
     else:
         dataset = store.get_dataset(int(spec.dataset.id or 0))
         frame = load_registered(dataset, artifacts)
-    ds = spec.dataset
-    check_target(frame, ds.target, spec.task, list(ds.drop), ds.id_column)
+        check_target(frame, ds.target, spec.task, list(ds.drop), ds.id_column)
     task = resolve_task(frame[ds.target], spec.task)
     document = spec.model_dump(mode="json")
     metric = spec.metric or DEFAULT_METRIC[task]

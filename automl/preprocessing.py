@@ -36,9 +36,13 @@ _BOOL_VALUES = {
 
 
 def _as_float(values: pd.Series) -> np.ndarray:
+    """Numbers as float64; text that is not a number, and infinities, become missing (imputed)."""
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
-        return values.to_numpy(dtype="float64", na_value=np.nan)  # already numbers: no parsing
-    return np.asarray(pd.to_numeric(values, errors="coerce"), dtype="float64")
+        out = values.to_numpy(dtype="float64", na_value=np.nan, copy=True)  # already numbers: no parsing
+    else:
+        out = np.array(pd.to_numeric(values, errors="coerce"), dtype="float64")
+    out[np.isinf(out)] = np.nan
+    return out
 
 
 def _as_bool(values: pd.Series) -> np.ndarray:

@@ -155,6 +155,12 @@ def profile_frame(frame: pd.DataFrame) -> DatasetProfile:
             warnings.append(f"column '{col.name}' looks like an identifier ({col.reason}); it will be dropped")
         if col.missing_fraction >= 0.5 and col.kind != "constant":
             warnings.append(f"column '{col.name}' is {col.missing_fraction:.0%} missing")
+    for name in frame.columns:
+        values = frame[name]
+        if pd.api.types.is_float_dtype(values.dtype):
+            infinite = int(np.isinf(values.to_numpy(dtype="float64", na_value=np.nan)).sum())
+            if infinite:
+                warnings.append(f"column '{name}' has {infinite} infinite value(s); features take them as missing")
     if len(frame) < 50:
         warnings.append(f"only {len(frame)} rows: scores will be noisy")
     return DatasetProfile(rows=len(frame), columns=columns, warnings=warnings)

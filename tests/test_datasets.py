@@ -315,3 +315,46 @@ def test_datasets_commands(db_url: str, tmp_path: Path) -> None:
 
     table = _cli(["datasets", "list"], db_url, tmp_path)
     assert table.exit_code == 0 and "titanic" in table.output
+
+
+@pytest.mark.parametrize(
+    ("frame", "task", "rule", "words"),
+    [
+        (pd.DataFrame({"x": range(6), "y": list("aabbcc")}), "classification", "too_few_rows", "6 row(s)"),
+        (
+            pd.DataFrame({"x": range(30), "y": ["a"] * 15 + ["b"] * 14 + ["c"]}),
+            "classification",
+            "class_too_small",
+            "'c'",
+        ),
+        (
+            pd.DataFrame({"x": range(30), "y": [1.0] * 3 + [float("inf")] + [2.0] * 26}),
+            "regression",
+            "target_not_finite",
+            "data row 4",
+        ),
+    ],
+    ids=["six-rows", "one-row-class", "infinite-target"],
+)
+def test_data_a_job_cannot_use_is_named(frame: pd.DataFrame, task: str, rule: str, words: str) -> None:
+    [problem] = target_problems(frame, "y", task, [], None)
+    assert (problem.code, problem.path, problem.rule) == ("DATASET_INVALID", "dataset.target", rule)
+    assert words in problem.message
+
+
+def test_a_spec_its_data_cannot_serve_stores_nothing(tmp_path: Path) -> None:
+    from automl.artifacts import ArtifactStore
+    from automl.errors import DatasetInvalid
+    from automl.pipeline import submit_job
+    from automl.spec import load_spec_file
+    from automl.store import open_store
+
+    pd.DataFrame({"x": range(6), "y": list("aabbcc")}).to_csv(tmp_path / "tiny.csv", index=False)
+    spec = {
+        "spec_version": 1, "name": "tiny", "task": "classification", "dataset": {"path": "tiny.csv", "target": "y"},
+    }  # fmt: skip
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    with pytest.raises(DatasetInvalid):
+        submit_job(store, ArtifactStore(tmp_path / "art"), load_spec_file(tmp_path / "spec.json", check_data=False))
+    assert store.list_datasets() == [] and store.list_jobs() == []

@@ -244,3 +244,17 @@ def test_missing_required_columns_are_named(titanic: tuple[pd.DataFrame, Dataset
     # JSON records work too.
     records = frame.drop(columns=["survived"]).head(3).to_dict(orient="records")
     assert prep.transform(records).shape[0] == 3
+
+
+def test_infinite_feature_values_are_taken_as_missing_and_flagged() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from automl.preprocessing import FrameAdapter
+    from automl.profile import profile_frame
+
+    frame = pd.DataFrame({"a": [1.0, np.inf, -np.inf, 2.0], "b": ["1", "inf", "x", "3"]})
+    out = FrameAdapter((("a", "numeric"), ("b", "numeric"))).fit(frame).transform(frame)
+    assert np.isnan(out.to_numpy()[1:3, 0]).all() and np.isnan(out.to_numpy()[1:3, 1]).all()
+    assert out.to_numpy()[0].tolist() == [1.0, 1.0] and np.isfinite(out.to_numpy()[[0, 3]]).all()
+    assert any("'a' has 2 infinite value(s)" in w for w in profile_frame(frame).warnings)
