@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     model_cache_size: int = Field(
         default=4, ge=1, description="Versions `automl serve` keeps loaded (at least those aliases point at)."
     )
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body `automl serve` reads (bytes); a larger one is answered 413 unread.",
+    )
     predict_concurrency: int = Field(
         default=1,
         ge=1,

@@ -27,6 +27,7 @@ Errors: ``NotFound`` → 404, other ``InputError`` → 400, rows that break the 
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import threading
 import time
@@ -338,18 +339,90 @@ class PredictResponse(BaseModel):
     ignored_columns: list[str] = Field(description="Columns sent that the model does not use.")
 
 
+MAX_ID = 2**63 - 1  # ids are 64-bit integers in the store
+MAX_REASON = 1_000  # characters of a promote or rollback reason
+
+
 class PromoteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version_id: int
-    alias: str = registry.PRODUCTION
-    reason: str | None = None
+    version_id: int = Field(ge=1, le=MAX_ID)
+    alias: str = Field(registry.PRODUCTION, max_length=100)
+    reason: str | None = Field(None, max_length=MAX_REASON)
 
 
 class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    to: int | None = Field(default=None, description="Version id; default: where the alias pointed before.")
-    alias: str = registry.PRODUCTION
-    reason: str | None = None
+    to: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="Version id; default: where the alias pointed before."
+    )
+    alias: str = Field(registry.PRODUCTION, max_length=100)
+    reason: str | None = Field(None, max_length=MAX_REASON)
+
+
+class BodyLimit:
+    """ASGI middleware: a request whose body is larger than ``limit`` bytes is answered 413 without
+    being read whole (by its Content-Length, or as soon as a streamed body passes the limit)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        seen = 0
+        refused = False
+
+        async def counted() -> Any:
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request" and not refused:
+                seen += len(message.get("body", b""))
+                if seen > self.limit:  # a streamed body past the limit: answer now, read no more
+                    refused = True
+                    await self._refuse(send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: dict[str, Any]) -> None:
+            if not refused:  # after the 413, whatever the app answers to the cut-off body is dropped
+                await send(message)
+
+        await self.app(scope, counted, guarded_send)
+
+    async def _refuse(self, send: Callable[..., Any]) -> None:
+        body = json.dumps(
+            {
+                "detail": f"the request body is larger than this server accepts ({self.limit:,} bytes)",
+                "code": "BODY_TOO_LARGE",
+                "hint": "send fewer records per request, or raise AUTOML_MAX_BODY_BYTES",
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _validation_response(_request: Request, exc: Exception) -> JSONResponse:
+    """422 that names each problem (where, what) without echoing the input back: a body of 10,000
+    bad records must not come back as a body of the same size."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    shown = [{k: v for k, v in e.items() if k not in ("input", "ctx", "url")} for e in errors[:MAX_PROBLEMS]]
+    for error in shown:
+        error["msg"] = str(error.get("msg", ""))[:300]
+    body: dict[str, Any] = {"detail": shown}
+    if len(errors) > MAX_PROBLEMS:
+        body["truncated"] = f"{len(errors) - MAX_PROBLEMS} more problem(s) not listed"
+    return JSONResponse(body, status_code=422)
 
 
 _STATUS: list[tuple[type[AutomlError], int]] = [
@@ -363,11 +436,24 @@ _STATUS: list[tuple[type[AutomlError], int]] = [
 ]
 
 
-def _error_response(_request: Request, exc: Exception) -> JSONResponse:
+def _is_admin(request: Request) -> bool:
+    token: SecretStr | None = request.app.state.settings.admin_token
+    given = request.headers.get("authorization", "")
+    if token is None or not token.get_secret_value() or not given.lower().startswith("bearer "):
+        return False
+    return hmac.compare_digest(given[7:].strip().encode(), token.get_secret_value().encode())
+
+
+def _error_response(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, AutomlError):  # registered for AutomlError only
         raise exc
     status = next(code for cls, code in _STATUS if isinstance(exc, cls))
-    return JSONResponse({"detail": exc.message, "code": exc.code, "hint": exc.hint}, status_code=status)
+    detail, hint = exc.message, exc.hint
+    if not _is_admin(request):  # where the server keeps its files is for its operators only
+        root = str(request.app.state.artifacts.root)
+        detail = detail.replace(root, "<artifact root>")
+        hint = hint.replace(root, "<artifact root>") if hint else hint
+    return JSONResponse({"detail": detail, "code": exc.code, "hint": hint}, status_code=status)
 
 
 def _models(request: Request) -> ModelCache:
@@ -405,8 +491,8 @@ def admin_actor(
 
 
 router = APIRouter()
-VersionQuery = Annotated[int | None, Query(ge=1, description="Version number (not id).")]
-AliasQuery = Annotated[str | None, Query(description="Alias; default production.")]
+VersionQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Version number (not id).")]
+AliasQuery = Annotated[str | None, Query(max_length=100, description="Alias; default production.")]
 
 
 @router.post("/v1/models/{name}/predict", response_model=PredictResponse)
@@ -543,5 +629,7 @@ def create_app(settings: Settings | None = None, *, poll: bool = True) -> FastAP
     app.state.models = cache
     app.state.predict_gate = threading.BoundedSemaphore(conf.predict_concurrency)
     app.add_exception_handler(AutomlError, _error_response)
+    app.add_exception_handler(RequestValidationError, _validation_response)
     app.include_router(router)
+    app.add_middleware(BodyLimit, limit=conf.max_body_bytes)
     return app

@@ -9,6 +9,7 @@ in other processes.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -100,9 +101,9 @@ def _restore_production(env: Env) -> Iterator[None]:
             env.store.move_alias(name, "production", env.versions[name].id, actor="test-reset", reason=None)
 
 
-def _client(env: Env, token: str | None = TOKEN) -> TestClient:
-    settings = ServeSettings(database_url=env.url, artifact_root=env.artifacts.root, admin_token=token)
-    return TestClient(create_app(settings, poll=False))
+def _client(env: Env, token: str | None = TOKEN, **settings: Any) -> TestClient:
+    conf = ServeSettings(database_url=env.url, artifact_root=env.artifacts.root, admin_token=token, **settings)
+    return TestClient(create_app(conf, poll=False))
 
 
 def _rows(name: str, n: int = 25) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
@@ -200,6 +201,43 @@ def test_bad_rows_are_refused_with_422_naming_each_problem(env: Env) -> None:
         assert empty.status_code == 422 and empty.json()["detail"][0]["loc"] == ["body", "records"]
         typo = client.post("/v1/models/titanic/predict", json={"rows": records})
         assert typo.status_code == 422
+
+
+def test_hostile_requests_get_a_named_4xx_and_no_echo(env: Env) -> None:
+    _, records = _rows("titanic", 2)
+    admin = {"Authorization": f"Bearer {TOKEN}"}
+    with _client(env, max_body_bytes=64 * 1024) as client:
+        big = [records[0]] * 2_000  # about 0.5 MB
+        declared = client.post("/v1/models/titanic/predict", json={"records": big})
+        assert declared.status_code == 413 and declared.json()["code"] == "BODY_TOO_LARGE"
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: the limit is counted as the body arrives
+            text = json.dumps({"records": big}).encode()
+            for start in range(0, len(text), 8192):
+                yield text[start : start + 8192]
+
+        streamed = client.post(
+            "/v1/models/titanic/predict", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert streamed.status_code == 413 and streamed.json()["code"] == "BODY_TOO_LARGE"
+        assert _predict(client, "titanic", records).status_code == 200  # the server still answers
+
+    with _client(env) as client:
+        too_many = client.post("/v1/models/titanic/predict", json={"records": [records[0]] * 10_001})
+        assert too_many.status_code == 422 and len(too_many.content) < 2_000  # named, not echoed back
+        assert too_many.json()["detail"][0]["loc"] == ["body", "records"]
+
+        raw = json.dumps({"records": [dict(records[0], age=0.5)]}).replace("0.5", "Infinity")
+        as_json = {"content-type": "application/json"}
+        infinite = client.post("/v1/models/titanic/predict", content=raw, headers=as_json)
+        assert infinite.status_code == 422 and infinite.json()["detail"][0]["type"] == "finite_number"
+
+        for body in ({"version_id": 2**70}, {"version_id": 0}, {"version_id": 1, "reason": "x" * 5_000_000}):
+            response = client.post("/v1/models/titanic/promote", json=body, headers=admin)
+            assert response.status_code == 422 and len(response.content) < 2_000, body
+        assert client.post("/v1/models/titanic/rollback", json={"to": -1}, headers=admin).status_code == 422
+        assert client.get("/v1/models/titanic", params={"version": 2**70}).status_code == 422
+    assert env.store.get_alias("titanic", "production").version_id == env.versions["titanic"].id  # type: ignore[union-attr]
 
 
 def test_listing_endpoints_show_models_cards_and_versions(env: Env) -> None:
@@ -340,11 +378,17 @@ def test_a_damaged_production_version_answers_409_naming_version_and_path(env: E
     try:
         with _client(env) as client:
             response = _predict(client, "penguins", records)
+            admin = client.post(
+                "/v1/models/penguins/predict", json={"records": records}, headers={"Authorization": f"Bearer {TOKEN}"}
+            )
     finally:
         path.write_bytes(original)
-    assert response.status_code == 409
+    assert response.status_code == admin.status_code == 409
     assert response.json()["code"] == "ARTIFACT_CORRUPT"
-    assert f"version id {version.id}" in response.json()["detail"] and str(path) in response.json()["detail"]
+    assert f"version id {version.id}" in response.json()["detail"]
+    # Where the server keeps its files is shown to its operators (the admin token), not to any client.
+    assert str(env.artifacts.root) not in response.text and "<artifact root>" in response.json()["detail"]
+    assert str(path) in admin.json()["detail"]
 
 
 def test_readyz_reports_an_unreachable_store(tmp_path: Path) -> None:
