@@ -193,9 +193,17 @@ def target_problems(
         hint = f"; did you mean '{close[0]}'?" if close else f"; columns are {columns[:20]}"
         return Problem("DATASET_INVALID", path, "column_missing", f"no column '{name}' in the dataset{hint}", name)
 
-    for index, name in enumerate(drop):
-        if name not in columns:
-            problems.append(missing(f"dataset.drop[{index}]", name))
+    known = set(columns)
+    absent = [(index, name) for index, name in enumerate(drop) if name not in known]
+    for index, name in absent[:20]:  # each with a suggestion; past twenty, a count
+        problems.append(missing(f"dataset.drop[{index}]", name))
+    if len(absent) > 20:
+        problems.append(
+            Problem(
+                "DATASET_INVALID", "dataset.drop", "column_missing",
+                f"{len(absent) - 20} more names in `drop` are not columns of the dataset",
+            )
+        )  # fmt: skip
     if id_column is not None and id_column not in columns:
         problems.append(missing("dataset.id_column", id_column))
     if target not in columns:

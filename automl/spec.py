@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
 import re
 import stat
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ class DatasetSpec(_Strict):
     id: int | None = Field(None, strict=True, ge=1, description="A registered dataset id, instead of `path`.")
     format: Literal["csv", "parquet"] | None = Field(None, description="Inferred from the suffix if unset.")
     target: str = Field(min_length=1, description="The column to predict.")
-    drop: list[str] = Field(default_factory=list, description="Columns never used as features.")
+    drop: list[str] = Field(default_factory=list, max_length=10_000, description="Columns never used as features.")
     id_column: str | None = Field(None, description="A row identifier: kept out of the features.")
 
 
@@ -297,16 +298,34 @@ def _semantic_problems(raw: dict[str, Any], base_dir: Path) -> list[Problem]:
         path, ds_id = dataset.get("path"), dataset.get("id")
         if (path is None) == (ds_id is None):
             add("dataset", "path_or_id", "give exactly one of `path` (a file) or `id` (a registered dataset)")
-        if isinstance(path, str) and path:
+        if isinstance(path, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path):
+            add(
+                "dataset.path",
+                "path_is_url",
+                f"'{clip(path)}' is a URL; automl reads local files only: download it, then give its path",
+                path,
+            )
+        elif isinstance(path, str) and any(ord(c) < 0x20 for c in path):
+            add("dataset.path", "path_control", "the path holds a control character (a NUL byte?); no file has it")
+        elif isinstance(path, str) and path:
             p = Path(path)
             if not p.is_absolute():
+                lexical = Path(os.path.normpath(base_dir / p))
                 resolved = (base_dir / p).resolve()
-                if not resolved.is_relative_to(base_dir.resolve()):
+                if not lexical.is_relative_to(os.path.normpath(base_dir)):
                     add(
                         "dataset.path",
                         "path_escape",
-                        f"'{path}' leaves the spec's folder through '..'; use an absolute path "
+                        f"'{clip(path)}' leaves the spec's folder through '..'; use an absolute path "
                         "or move the data under the spec's folder",
+                        path,
+                    )
+                elif not resolved.is_relative_to(base_dir.resolve()):
+                    add(
+                        "dataset.path",
+                        "path_escape",
+                        f"'{clip(path)}' is a symbolic link (or passes through one) to {resolved}, outside the "
+                        "spec's folder; use that absolute path, or move the data under the spec's folder",
                         path,
                     )
             suffix_fmt = Path(path).suffix.lower() in (".csv", ".parquet", ".pq")
@@ -395,6 +414,28 @@ def _dataset_problems(loaded: LoadedSpec) -> list[Problem]:
     return target_problems(table.frame, ds.target, loaded.spec.task, ds.drop, ds.id_column)
 
 
+def _not_text(value: Any, path: str = "") -> str | None:
+    """The JSON path of the first string (key or value) that is not valid text, if any."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "$"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            found = _not_text(key, path or "$") or _not_text(item, inner)
+            if found:
+                return found.encode("utf-8", "backslashreplace").decode()
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _not_text(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
 def parse_spec(
     raw: Any, *, source: str = "<spec>", base_dir: Path | None = None, check_data: bool = True
 ) -> LoadedSpec:
@@ -406,6 +447,12 @@ def parse_spec(
             source=source,
         )
     raw = {k: v for k, v in raw.items() if k != "$schema"}  # editor metadata, not part of the spec
+    not_text = _not_text(raw)
+    if not_text:
+        raise SpecInvalid(
+            [Problem("SPEC_INVALID", not_text, "not_text", "holds a lone surrogate escape (like \\ud800), not text")],
+            source=source,
+        )
     problems = _semantic_problems(raw, base_dir)
     spec = None
     try:

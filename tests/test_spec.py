@@ -483,6 +483,36 @@ def test_hostile_spec_files_get_a_named_problem(tmp_path: Path, text: str, rule:
     assert (problem.path, problem.rule) == ("$", rule) and words in problem.message
 
 
+@pytest.mark.parametrize(
+    ("dataset", "path", "rule"),
+    [
+        ({"path": "d\u0000.csv"}, "dataset.path", "path_control"),
+        ({"path": "https://example.com/d.csv"}, "dataset.path", "path_is_url"),
+        ({"path": "d.csv", "drop": ["\ud800"]}, "dataset.drop[0]", "not_text"),
+        ({"path": "d.csv", "drop": [f"c{i}" for i in range(10_001)]}, "dataset.drop", "too_long"),
+    ],
+    ids=["nul-byte", "url", "lone-surrogate", "huge-drop"],
+)
+def test_odd_dataset_fields_get_a_named_problem(tmp_path: Path, dataset: dict[str, Any], path: str, rule: str) -> None:
+    document = {"spec_version": 1, "name": "odd", "task": "regression", "dataset": {"target": "y", **dataset}}
+    with pytest.raises(SpecInvalid) as info:
+        parse_spec(document, base_dir=tmp_path, check_data=False)
+    assert (path, rule) in [(p.path, p.rule) for p in info.value.problems]
+
+
+def test_a_symlink_out_of_the_folder_is_named_as_such(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.csv"
+    outside.write_text("x,y\n1,2\n")
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (folder / "link.csv").symlink_to(outside)
+    document = {"spec_version": 1, "name": "link", "task": "regression", "dataset": {"path": "link.csv", "target": "y"}}
+    with pytest.raises(SpecInvalid) as info:
+        parse_spec(document, base_dir=folder, check_data=False)
+    [problem] = info.value.problems
+    assert problem.rule == "path_escape" and "symbolic link" in problem.message and "'..'" not in problem.message
+
+
 def test_a_device_is_not_read_as_a_spec() -> None:
     with pytest.raises(SpecInvalid) as info:
         load_spec_file("/dev/zero")  # would read until memory runs out
