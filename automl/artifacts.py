@@ -41,7 +41,11 @@ class ArtifactStore:
     def path(self, key: str) -> Path:
         path = (self.root / key).resolve()
         if not path.is_relative_to(self.root.resolve()):
-            raise ValueError(f"artifact key {key!r} escapes the artifact root")
+            raise ArtifactCorrupt(
+                f"artifact {key} resolves to {path}, outside the artifact root {self.root} (a symbolic link, or "
+                "'..' in its key); it is not read",
+                hint="artifacts live under AUTOML_ARTIFACT_ROOT: replace the link with the file itself",
+            )
         return path
 
     def exists(self, key: str) -> bool:

@@ -120,9 +120,9 @@ def verify_artifact(artifacts: ArtifactStore, version: ModelVersionRecord) -> No
     try:
         artifacts.get_bytes(version.artifact_uri, version.artifact_sha256)
     except ArtifactMissing as exc:
-        raise ArtifactMissing(f"{label}: {exc}", hint=exc.hint) from None
+        raise ArtifactMissing(f"{label}: {exc.message}", hint=exc.hint) from None
     except ArtifactCorrupt as exc:
-        raise ArtifactCorrupt(f"{label}: {exc}", hint=exc.hint) from None
+        raise ArtifactCorrupt(f"{label}: {exc.message}", hint=exc.hint) from None
 
 
 def promote(

@@ -110,7 +110,14 @@ def test_a_damaged_or_missing_artifact_cannot_be_promoted(store: Any, artifacts:
         promote(store, artifacts, "churn", v2.id)
     assert f"version id {v2.id}" in str(corrupt.value) and str(path) in str(corrupt.value)
     artifacts.path(v3.artifact_uri).unlink()
-    with pytest.raises(ArtifactMissing, match=f"version id {v3.id}"):
+    with pytest.raises(ArtifactMissing, match=f"version id {v3.id}") as missing:
+        rollback(store, artifacts, "churn", to=v3.id)
+    assert str(missing.value).count(missing.value.hint or "?") == 1  # the hint is said once
+    # An artifact that is a symbolic link out of the artifact root is refused by name, not read.
+    outside = artifacts.root.parent / "outside.joblib"
+    outside.write_bytes(artifacts.path(v1.artifact_uri).read_bytes())
+    artifacts.path(v3.artifact_uri).symlink_to(outside)
+    with pytest.raises(ArtifactCorrupt, match="outside the artifact root"):
         rollback(store, artifacts, "churn", to=v3.id)
     assert resolve(store, "churn").id == v1.id
     assert len(store.list_alias_events("churn")) == 1  # nothing refused was recorded
