@@ -64,6 +64,10 @@ def check_alias(alias: str) -> str:
     return alias
 
 
+MAX_REASON = 1_000  # characters of a promote or rollback reason
+MAX_ACTOR = 200  # characters of who moved an alias
+
+
 def actor(by: str | None = None) -> str:
     """Who is moving an alias: ``by`` if given, else the login name."""
     if by:
@@ -139,6 +143,13 @@ def promote(
     """Point ``name@alias`` at ``version_id`` after checking its artifact. Returns the recorded
     event, or None if the alias already pointed there."""
     check_alias(alias)
+    if reason is not None and len(reason) > MAX_REASON:
+        raise InputError(
+            f"the reason is {len(reason):,} characters; at most {MAX_REASON:,} are kept",
+            hint="say why in a sentence; link to a longer text",
+        )
+    if by is not None and len(by) > MAX_ACTOR:
+        raise InputError(f"the actor name is {len(by):,} characters; at most {MAX_ACTOR}", hint="give a user name")
     _versions(store, name)
     version = store.get_model_version(version_id)
     if version.model_name != name:

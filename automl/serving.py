@@ -340,7 +340,7 @@ class PredictResponse(BaseModel):
 
 
 MAX_ID = 2**63 - 1  # ids are 64-bit integers in the store
-MAX_REASON = 1_000  # characters of a promote or rollback reason
+MAX_REASON = registry.MAX_REASON
 
 
 class PromoteRequest(BaseModel):

@@ -119,6 +119,10 @@ def test_a_damaged_or_missing_artifact_cannot_be_promoted(store: Any, artifacts:
     artifacts.path(v3.artifact_uri).symlink_to(outside)
     with pytest.raises(ArtifactCorrupt, match="outside the artifact root"):
         rollback(store, artifacts, "churn", to=v3.id)
+    with pytest.raises(InputError, match="at most 1,000"):
+        promote(store, artifacts, "churn", v1.id, reason="x" * 5_000_000)
+    with pytest.raises(InputError, match="actor name"):
+        promote(store, artifacts, "churn", v1.id, by="y" * 1_000)
     assert resolve(store, "churn").id == v1.id
     assert len(store.list_alias_events("churn")) == 1  # nothing refused was recorded
 
