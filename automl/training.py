@@ -166,7 +166,7 @@ def prepare_data(
     X, X_hold = features.iloc[train_idx].reset_index(drop=True), features.iloc[hold_idx].reset_index(drop=True)
     y_train, y_hold = y[train_idx], y[hold_idx]
     validation = choose_validation(len(y_train), len(plan.features), time_budget_s, scheme, folds)
-    fold_list = make_folds(y_train, validation, task != "regression", seed)
+    fold_list = make_folds(y_train, validation, task != "regression", seed, groups=keys[train_idx])
     return JobData(
         task, metric, classes, X, y_train, X_hold, y_hold, fold_list, plan, profile, seed, n_jobs, validation,
         split, keys[hold_idx],

@@ -104,14 +104,19 @@ def choose_validation(
 
 
 def make_folds(
-    y: np.ndarray, validation: Validation, classification: bool, seed: int
+    y: np.ndarray, validation: Validation, classification: bool, seed: int, groups: np.ndarray | None = None
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The (train, valid) index pairs over the training rows: K folds, or one split."""
+    """The (train, valid) index pairs over the training rows: K folds, or one split.
+
+    With ``groups`` (the rows' keys: a hash of the whole row, or of its id), rows with the same key
+    share one fold: a duplicated row is never trained on and validated on at once, which would
+    reward models that memorize (on titanic 12 % of the rows are copies of another)."""
     from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
     stratify = classification and np.bincount(y).min() >= max(validation.folds, 2)
+    index = np.arange(len(y))
+    assign = np.zeros(len(y), dtype=int)  # each row's validation fold
     if validation.scheme == "holdout":
-        index = np.arange(len(y))
         train, valid = train_test_split(
             index,
             test_size=HOLDOUT_VALIDATION_FRACTION,
@@ -119,13 +124,28 @@ def make_folds(
             shuffle=True,
             stratify=y if stratify else None,
         )
-        return [(np.sort(train), np.sort(valid))]
-    splitter: Any = (
-        StratifiedKFold(n_splits=validation.folds, shuffle=True, random_state=seed)
-        if stratify
-        else KFold(n_splits=validation.folds, shuffle=True, random_state=seed)
-    )
-    return [(np.asarray(a), np.asarray(b)) for a, b in splitter.split(np.zeros(len(y)), y)]
+        assign[train] = 1  # fold 0 is validated, 1 only trains
+    else:
+        splitter: Any = (
+            StratifiedKFold(n_splits=validation.folds, shuffle=True, random_state=seed)
+            if stratify
+            else KFold(n_splits=validation.folds, shuffle=True, random_state=seed)
+        )
+        for k, (_, valid) in enumerate(splitter.split(np.zeros(len(y)), y)):
+            assign[valid] = k
+    if groups is not None and len(groups) == len(y):
+        assign = same_fold_for_same_key(assign, groups)
+    if validation.scheme == "holdout":
+        return [(index[assign != 0], index[assign == 0])]
+    return [(index[assign != k], index[assign == k]) for k in range(validation.folds)]
+
+
+def same_fold_for_same_key(assign: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Move every row to the fold of the first row with its key (unique rows stay where they are)."""
+    import pandas as pd
+
+    first = pd.Series(assign).groupby(pd.Series(keys), sort=False).transform("first")
+    return np.asarray(first.to_numpy(), dtype=int)
 
 
 def validated_rows(folds: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:

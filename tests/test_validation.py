@@ -186,3 +186,24 @@ def test_a_fold_step_prunes_a_trial_against_its_own_family_only() -> None:
     assert trial_of("random_forest", [0.95, 0.95, 0.95]) is False
     # A linear trial below its own family's median is pruned, whatever the forests score.
     assert trial_of("linear", [0.98, 0.98, 0.98]) is True
+
+
+@pytest.mark.parametrize(("scheme", "folds"), [("cv", 5), ("holdout", 1)])
+def test_copies_of_a_row_share_one_fold(scheme: str, folds: int) -> None:
+    from automl.validation import Validation, make_folds
+
+    rng = np.random.default_rng(0)
+    unique = rng.random(400)
+    keys = np.concatenate([unique, unique[:120], unique[:40]])  # 160 copies of 120 rows
+    y = (keys > 0.5).astype(int)
+    grouped = make_folds(y, Validation(scheme, folds, "test"), True, seed=3, groups=keys)
+    plain = make_folds(y, Validation(scheme, folds, "test"), True, seed=3)
+    for train, valid in grouped:
+        assert not set(keys[train]) & set(keys[valid])  # no row is trained on and validated on at once
+    leaked = sum(len(set(keys[t]) & set(keys[v])) for t, v in plain)
+    assert leaked > 0  # without the keys, copies do straddle folds
+    # Every row is validated once under K-fold, and folds stay about the same size.
+    if scheme == "cv":
+        assert sorted(np.concatenate([v for _, v in grouped]).tolist()) == list(range(len(y)))
+        sizes = [len(v) for _, v in grouped]
+        assert max(sizes) - min(sizes) < 0.25 * len(y) / folds
