@@ -192,8 +192,9 @@ def refit_members(
             result = make(kept[0], grace, reuse=True)
             if result is not None:
                 return kept[0], result
+        # The cheapest refit, given the grace (the failed lead too: it may have only lacked time).
         cheapest = min(ranked[:20], key=lambda r: refit_estimate(r, data))
-        result = make(cheapest, grace, reuse=False) if cheapest.id != failed.id else None
+        result = make(cheapest, grace, reuse=False)
         return (cheapest, result) if result is not None else None
 
     if not ready(members[0]):
@@ -219,6 +220,8 @@ def refit_members(
             out.reason = (
                 f"{rescued[0].family} (trial {rescued[0].trial_number}) alone: the refit of "
                 f"{run.family} (trial {run.trial_number}) did not finish in the time left"
+                if rescued[0].id != run.id
+                else f"{run.family} (trial {run.trial_number}) alone: refit in a grace past the wall, none was left"
             )
             out.fitted.append((rescued[0], 1.0, rescued[1]))
             return out

@@ -444,15 +444,18 @@ def _is_admin(request: Request) -> bool:
     return hmac.compare_digest(given[7:].strip().encode(), token.get_secret_value().encode())
 
 
+def _redact(request: Request, text: str) -> str:
+    """``text`` with the artifact folder replaced by ``<artifact root>``."""
+    return text.replace(str(request.app.state.artifacts.root), "<artifact root>")
+
+
 def _error_response(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, AutomlError):  # registered for AutomlError only
         raise exc
     status = next(code for cls, code in _STATUS if isinstance(exc, cls))
     detail, hint = exc.message, exc.hint
     if not _is_admin(request):  # where the server keeps its files is for its operators only
-        root = str(request.app.state.artifacts.root)
-        detail = detail.replace(root, "<artifact root>")
-        hint = hint.replace(root, "<artifact root>") if hint else hint
+        detail, hint = _redact(request, detail), _redact(request, hint) if hint else hint
     return JSONResponse({"detail": detail, "code": exc.code, "hint": hint}, status_code=status)
 
 
@@ -594,6 +597,8 @@ def readyz(request: Request) -> JSONResponse:
         errors.append({"component": "store", **exc.to_dict()})
     status = _models(request).status()
     errors += status["errors"]
+    if not _is_admin(request):
+        errors = [{k: _redact(request, v) if isinstance(v, str) else v for k, v in e.items()} for e in errors]
     body = {"status": "not ready" if errors else "ready", "serving": status["serving"], "errors": errors}
     return JSONResponse(body, status_code=503 if errors else 200)
 

@@ -26,7 +26,7 @@ def test_a_refit_that_cannot_finish_in_time_still_registers_a_model_and_says_why
     real_refit = finalize.refit
 
     def slow_refit(channel: Any, data: Any, family: str, *args: Any) -> Any:
-        if family != "linear":  # injected: every refit but the linear model's runs past the wall
+        if family != "knn":  # injected: every refit but the neighbours model's runs past the wall
             time.sleep(600)
         return real_refit(channel, data, family, *args)
 
@@ -37,7 +37,7 @@ def test_a_refit_that_cannot_finish_in_time_still_registers_a_model_and_says_why
         dataset={"target": "survived", "drop": ["alive"]},
         task="classification",
         budget={"time_s": 20},
-        candidates={"include": ["linear", "lightgbm", "random_forest"]},
+        candidates={"include": ["knn", "lightgbm", "random_forest"]},
         cv={"folds": 3},
     )
     url = f"sqlite:///{tmp_path / 'store.db'}"
@@ -49,10 +49,10 @@ def test_a_refit_that_cannot_finish_in_time_still_registers_a_model_and_says_why
     summary = job.summary or {}
     trials = [r for r in store.list_runs(job.id) if r.kind == "trial" and r.status == "succeeded"]
     best = max(trials, key=lambda r: r.cv_score or 0.0)
-    assert best.family != "linear", "the test needs a best trial that is not the linear model"
+    assert best.family != "knn", "the test needs a best trial that is not the neighbours model"
     # The summary names the real best trial, and why the final model is another one.
     assert summary["best"]["run_id"] == best.id
-    assert summary["final"] == "single" and summary["model"]["family"] == "linear"
+    assert summary["final"] == "single" and summary["model"]["family"] == "knn"
     assert "did not finish in the time left" in summary["final_reason"]
     version = store.version_for_job(job.id)
     assert version is not None and version.run_id == summary["model"]["run_id"]
