@@ -32,6 +32,15 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def object_bytes(obj: Any) -> bytes:
+    """``obj`` pickled by joblib, as :meth:`ArtifactStore.put_object` writes it."""
+    import joblib
+
+    buffer = io.BytesIO()
+    joblib.dump(obj, buffer)  # uncompressed: saving a large forest must take predictable time
+    return buffer.getvalue()
+
+
 class ArtifactStore:
     """Files under one root, written atomically and read back with their checksum verified."""
 
@@ -87,11 +96,7 @@ class ArtifactStore:
 
     def put_object(self, key: str, obj: Any) -> str:
         """Pickle ``obj`` with joblib at ``key``; returns the sha256 of the file."""
-        import joblib
-
-        buffer = io.BytesIO()
-        joblib.dump(obj, buffer)  # uncompressed: saving a large forest must take predictable time
-        return self.put_bytes(key, buffer.getvalue())
+        return self.put_bytes(key, object_bytes(obj))
 
     def get_object(self, key: str, sha256: str) -> Any:
         """Load a joblib object after verifying its checksum (never unpickle unverified bytes)."""

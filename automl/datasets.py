@@ -279,9 +279,10 @@ def target_problems(
                 task,
             )
         )
-    if not problems and task != "regression" and int(present.value_counts().min()) < MIN_CLASS_ROWS:
-        counts = present.value_counts()
-        rare = [repr(c) for c, n in counts.items() if n < MIN_CLASS_ROWS]
+    if problems or task == "regression":
+        return problems
+    rare = [repr(c) for c, n in present.value_counts().items() if n < MIN_CLASS_ROWS]
+    if rare:
         problems.append(
             Problem(
                 "DATASET_INVALID",

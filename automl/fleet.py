@@ -40,12 +40,15 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _retryable(exc: BaseException) -> bool:
-    """A database that cannot be reached right now (the task is retried), not a broken job."""
+def retryable_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean the database cannot be reached right now, not a broken job: a task that
+    meets one is retried (StorageInternalError: the study's commit failed, same database)."""
     from optuna.exceptions import StorageInternalError
     from sqlalchemy.exc import InterfaceError, OperationalError
 
-    return isinstance(exc, OperationalError | InterfaceError | StorageInternalError)
+    from automl.errors import StoreUnavailable
+
+    return (StoreUnavailable, OperationalError, InterfaceError, StorageInternalError)
 
 
 def start(store: Store, artifacts: ArtifactStore, job_id: int, dispatch: Dispatch, parallel: int) -> str:
@@ -66,7 +69,7 @@ def start(store: Store, artifacts: ArtifactStore, job_id: int, dispatch: Dispatc
         store.finish_job(job_id, "failed", exc.code, str(exc))
         return "failed"
     except Exception as exc:
-        if _retryable(exc):
+        if isinstance(exc, retryable_errors()):
             raise
         # Anything else would leave the job `running` with no one to run it: end it with the error.
         store.finish_job(job_id, "failed", "INTERNAL_ERROR", f"starting the job failed: {type(exc).__name__}: {exc}")

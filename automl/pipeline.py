@@ -68,17 +68,15 @@ def submit_job(
     artifacts: ArtifactStore,
     loaded: LoadedSpec,
     *,
-    time_s: float | None = None,
-    trials: int | None = None,
     submitted_by: str | None = None,
 ) -> JobRecord:
-    """Register the dataset (by content, into the artifact store) and write a ``queued`` job."""
+    """Register the dataset (by content, into the artifact store) and write a ``queued`` job.
+    Command-line overrides are applied to ``loaded`` before (:meth:`LoadedSpec.with_overrides`)."""
     from automl.datasets import check_target, load_registered, load_table, register_table
     from automl.metrics import DEFAULT_METRIC, get_metric
     from automl.profile import resolve_task
     from automl.spec import spec_hash
 
-    loaded = loaded.with_overrides(time_s=time_s, trials=trials)
     spec = loaded.spec
     path = loaded.dataset_path()
     ds = spec.dataset

@@ -41,6 +41,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, R
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from automl import registry
@@ -436,12 +437,21 @@ _STATUS: list[tuple[type[AutomlError], int]] = [
 ]
 
 
-def _is_admin(request: Request) -> bool:
+def _admin_token(request: Request) -> str | None:
+    """The server's admin token; None when the admin endpoints are disabled (unset or empty)."""
     token: SecretStr | None = request.app.state.settings.admin_token
-    given = request.headers.get("authorization", "")
-    if token is None or not token.get_secret_value() or not given.lower().startswith("bearer "):
-        return False
-    return hmac.compare_digest(given[7:].strip().encode(), token.get_secret_value().encode())
+    return (token.get_secret_value() or None) if token is not None else None
+
+
+def _token_matches(given: str, token: str) -> bool:
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+def _is_admin(request: Request) -> bool:
+    """Whether the request carries the admin token (any endpoint; only the admin ones require it)."""
+    token = _admin_token(request)
+    scheme, given = get_authorization_scheme_param(request.headers.get("authorization"))
+    return token is not None and scheme.lower() == "bearer" and _token_matches(given, token)
 
 
 def _redact(request: Request, text: str) -> str:
@@ -478,13 +488,12 @@ def admin_actor(
     x_actor: Annotated[str | None, Header(max_length=200, description="Recorded as who moved the alias.")] = None,
 ) -> str:
     """Let the request through only with the right bearer token; return who to record as the actor."""
-    token: SecretStr | None = request.app.state.settings.admin_token
-    if token is None or not token.get_secret_value():
+    token = _admin_token(request)
+    if token is None:
         raise HTTPException(
             403, "admin endpoints are disabled on this server: start it with AUTOML_ADMIN_TOKEN set to enable them"
         )
-    given = credentials.credentials if credentials is not None else ""
-    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+    if not _token_matches(credentials.credentials if credentials is not None else "", token):
         raise HTTPException(
             401,
             "missing or wrong admin token: send 'Authorization: Bearer <AUTOML_ADMIN_TOKEN>'",

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import stat
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -190,10 +191,10 @@ class LoadedSpec:
         try:
             spec = JobSpec.model_validate(raw)
         except ValidationError as exc:
-            options = {"time_s": "--time", "trials": "--trials"}
+            options = {"budget.time_s": "--time", "budget.trials": "--trials"}
             problems = [
-                Problem(p.code, p.path, p.rule, f"{p.message} (from {options[p.path.split('.')[-1]]})", p.value)
-                if p.path.split(".")[-1] in options
+                Problem(p.code, p.path, p.rule, f"{p.message} (from {options[p.path]})", p.value)
+                if p.path in options
                 else p
                 for p in _problems_from_pydantic(exc, raw)
             ]
@@ -474,8 +475,7 @@ MAX_SPEC_BYTES = 1024 * 1024  # a spec is a few hundred bytes; a megabyte is not
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    repeated = sorted(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
     if repeated:
         raise ValueError(f"the key(s) {', '.join(repr(k) for k in repeated)} appear more than once in one object")
     return dict(pairs)
@@ -501,23 +501,13 @@ def load_spec_file(path: str | Path, *, check_data: bool = True) -> LoadedSpec:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecInvalid([Problem("SPEC_INVALID", "$", "file_unreadable", f"cannot read {path}: {exc}")]) from exc
     if not text.strip():
-        raise SpecInvalid([Problem("SPEC_INVALID", "$", "empty", "the spec file is empty")], source=str(path))
+        raise refuse("empty", "the spec file is empty")
     try:
         raw = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except RecursionError:
         raise refuse("json", "not a spec: JSON nested too deeply") from None
     except json.JSONDecodeError as exc:
-        raise SpecInvalid(
-            [
-                Problem(
-                    "SPEC_INVALID",
-                    "$",
-                    "json",
-                    f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-                )
-            ],
-            source=str(path),
-        ) from exc
+        raise refuse("json", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
     except ValueError as exc:  # a key twice, an integer of thousands of digits
         raise refuse("json", f"not a spec: {exc}") from None
     return parse_spec(raw, source=str(path), base_dir=path.resolve().parent, check_data=check_data)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automl.artifacts import ArtifactStore, object_bytes
 from automl.metrics import Metric, get_metric
 from automl.model import predict_matrix
 from automl.preprocessing import FeaturePlan
@@ -304,7 +305,7 @@ def cross_validate(
         # The one fit of this trial (the finalizer may register it as it is), as the bytes of its
         # artifact: unpickled in the parent, a booster would start OpenMP threads there and hang
         # the next forked trial that uses the same library.
-        result["model_bytes"] = dump_model(model)
+        result["model_bytes"] = object_bytes(model)
     return result
 
 
@@ -336,17 +337,6 @@ def _ramp_rows(
     return None
 
 
-def dump_model(model: Any) -> bytes:
-    """A fitted model as the bytes :meth:`ArtifactStore.put_object` would write."""
-    import io
-
-    import joblib
-
-    buffer = io.BytesIO()
-    joblib.dump(model, buffer)
-    return buffer.getvalue()
-
-
 def _final_fit_model(data: JobData, family: str, params: dict[str, Any], deadline: float | None) -> Any:
     """The unfitted pipeline of a final fit: a net gets the time left before ``deadline`` (less
     room to predict and save), boosted trees stop adding rounds there."""
@@ -370,8 +360,6 @@ def refit(
 ) -> dict[str, Any]:
     """Fit on all training rows, save the fitted pipeline, and predict the holdout. A neural net is
     given the time left before ``deadline`` (less room to predict and save) and stops there."""
-    from automl.artifacts import ArtifactStore
-
     _limit_threads(data.n_jobs)
     model = _final_fit_model(data, family, params, deadline)
     start = time.perf_counter()
@@ -393,8 +381,6 @@ def fit_all_rows(
 ) -> dict[str, Any]:
     """Fit on every row the job was given (training + holdout) and save the fitted pipeline: the
     model that is registered, once the holdout has been scored with a fit that never saw it."""
-    from automl.artifacts import ArtifactStore
-
     _limit_threads(data.n_jobs)
     X = pd.concat([data.X, data.X_holdout], ignore_index=True)
     y = np.concatenate([data.y, data.y_holdout])
@@ -409,8 +395,6 @@ def fit_all_rows(
 def predict_trial_model(channel: Channel, data: JobData, artifact_root: str, key: str, sha256: str) -> dict[str, Any]:
     """The holdout prediction of a model a trial fitted (on its validation split's training rows),
     in the shape :func:`refit` returns, for a member that is registered without a refit."""
-    from automl.artifacts import ArtifactStore
-
     _limit_threads(data.n_jobs)
     model = ArtifactStore(artifact_root).get_object(key, sha256)
     holdout = predict_matrix(model, data.X_holdout, data.task, data.n_classes)
@@ -434,8 +418,6 @@ def _saved_prediction(model: Any, data: JobData, X: pd.DataFrame) -> np.ndarray:
 def score_saved_model(channel: Channel, artifact_root: str, key: str, sha256: str, data: JobData) -> float:
     """Score a registered model (another job's, answering in labels) on this job's holdout with this
     job's metric. Classes it does not know get probability 0."""
-    from automl.artifacts import ArtifactStore
-
     _limit_threads(data.n_jobs)
     model = ArtifactStore(artifact_root).get_object(key, sha256)
     return float(data.metric.score(data.y_holdout, _saved_prediction(model, data, data.X_holdout)))
@@ -445,8 +427,6 @@ def score_saved_models(
     channel: Channel, artifact_root: str, models: list[tuple[str, str]], data: JobData, rows: np.ndarray
 ) -> list[float]:
     """Score saved models ``(key, sha256)`` on the holdout rows selected by the mask ``rows``."""
-    from automl.artifacts import ArtifactStore
-
     _limit_threads(data.n_jobs)
     store = ArtifactStore(artifact_root)
     X, y = data.X_holdout[rows], data.y_holdout[rows]

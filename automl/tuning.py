@@ -50,8 +50,6 @@ def study_name(job_id: int) -> str:
 
 
 RUNG_MIN_PEERS = 4  # trials that must have reported a row rung before it prunes
-
-
 FAMILY_STARTUP = 3  # finished trials of a family before its fold steps prune its other trials
 
 

@@ -10,15 +10,11 @@ from functools import cache
 from typing import Any
 
 from celery import shared_task
-from optuna.exceptions import StorageInternalError
-from sqlalchemy.exc import InterfaceError, OperationalError
 
-from automl.errors import StoreUnavailable
-from automl.fleet import DEFAULT_PARALLEL, Dispatch
+from automl.fleet import DEFAULT_PARALLEL, Dispatch, retryable_errors
 
 RETRY = {
-    # StorageInternalError: the study's commit failed (the same database, unreachable).
-    "autoretry_for": (StoreUnavailable, OperationalError, InterfaceError, StorageInternalError),
+    "autoretry_for": retryable_errors(),
     "retry_kwargs": {"max_retries": 60, "countdown": 5},
 }
 

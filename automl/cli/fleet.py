@@ -92,7 +92,7 @@ def submit(
     store, app = open_store(), _celery()
     ids = []
     for spec in loaded:
-        job = submit_job(store, artifacts(), spec, time_s=time_s, trials=trials)
+        job = submit_job(store, artifacts(), spec)
         _send(app, "automl.start_job", [job.id, parallel])
         console().print(f"queued job [bold]{job.id}[/] {plain(job.name)}")
         ids.append(job.id)

@@ -72,7 +72,7 @@ def run(
 
         check_output(report)
     store = open_store()
-    job = submit_job(store, artifacts(), loaded, time_s=time_s, trials=trials)
+    job = submit_job(store, artifacts(), loaded)
     if not quiet:
         console().print(
             f"job [bold]{job.id}[/] {plain(job.name)}: {job.task}, metric {job.metric}, dataset {job.dataset_id}"
