@@ -19,11 +19,14 @@ PROBABILITY_FLOOR = 1e-6
 MIN_T, MAX_T = 0.5, 20.0
 
 
-def evidence_floor(rows: int) -> float:
+def evidence_floor(rows: int, classes: int = 2) -> float:
     """The least probability a class gets after calibration, from how many out-of-fold rows were
-    seen: with n rows and no mistake among them, a mistake rate below about 1/(2(n+1)) is not
-    supported by the data (a Krichevsky-Trofimov style estimate)."""
-    return max(PROBABILITY_FLOOR, 0.5 / (rows + 1))
+    seen: with n rows and no mistake among them, a mistake rate r above about 1/(2(n+1)) is not
+    supported by the data (a Krichevsky-Trofimov style estimate). A mistake puts the true class
+    among the k - 1 others, and the floor f that minimises the expected log loss
+    ``(1 - r)(k - 1)f - r log f`` is ``r / (k - 1)``: the floor shrinks with the class count, so
+    ten sure classes do not pay nine times the price of two."""
+    return max(PROBABILITY_FLOOR, 0.5 / ((rows + 1) * max(1, classes - 1)))
 
 
 def scale(proba: np.ndarray, temperature: float, floor: float = PROBABILITY_FLOOR) -> np.ndarray:

@@ -34,7 +34,10 @@ GRACE_SHARE = 0.03
 MAX_GRACE_S = 10.0
 SAFETY_S = 0.5  # kept free before the wall for writing the version and summary
 FINALIZE_SAVE_S = 0.5  # calibrating, saving the model and writing the version, besides the refits
-ALL_ROWS_MARGIN = 1.5  # an all-rows refit starts only when 1.5x its estimate is left
+# An all-rows refit is tried when half its estimate fits in the time left: the estimate runs high
+# (boosting on more rows stops early on its own split; binned trees grow slower than the rows), and
+# one that does not finish is killed at the wall while its member keeps the fit it has.
+ALL_ROWS_MARGIN = 0.5
 
 
 @dataclass
@@ -168,7 +171,11 @@ def refit_members(
         return (wall_end - SAFETY_S + extra) if wall_end is not None else time.monotonic() + 7 * 24 * 3600.0
 
     def make(run: RunRecord, extra: float = 0.0, reuse: bool | None = None) -> dict[str, Any] | None:
-        """Refit ``run``, or take its trial's fit (``reuse``; by default when a refit would not fit)."""
+        """Refit ``run``, or take its trial's fit (``reuse``; by default when a refit would not fit).
+
+        The refit on every training row is preferred even where the trial kept its fit (holdout
+        scheme): that fit learned from the trial's split only, and the holdout score is the one a
+        fit that never saw the holdout earns, so the more rows it learned from the better."""
         deadline = deadline_for(extra)
         if reuse is None:
             reuse = run.model_uri is not None and refit_estimate(run, data) > remaining()
@@ -245,16 +252,21 @@ def extend_to_all_rows(
     fitted: list[tuple[RunRecord, float, dict[str, Any]]],
     wall_end: float | None,
 ) -> dict[int, dict[str, Any]]:
-    """Refit each member on every row (training + holdout) while the time left allows, best member
-    first. Returns the all-rows fits by run id; a member left out keeps its training-rows fit."""
+    """Refit each member on every row (training + holdout) while the time left allows, cheapest
+    first, so the most members learn from every row. Returns the all-rows fits by run id; a member
+    left out keeps the fit it has (training rows, or its trial's split), so a refit that runs out of
+    time costs only time that nothing else would use: one is tried whenever its estimate fits."""
     done: dict[int, dict[str, Any]] = {}
     if len(data.y_holdout) == 0:
         return done
     grow = (len(data.y) + len(data.y_holdout)) / max(len(data.y), 1)
-    for run, _, _ in fitted:
+    for run in sorted((r for r, _, _ in fitted), key=lambda r: refit_estimate(r, data)):
         if wall_end is not None and ALL_ROWS_MARGIN * grow * refit_estimate(run, data) > wall_end - time.monotonic():
             continue
-        deadline = (wall_end - SAFETY_S) if wall_end is not None else time.monotonic() + 7 * 24 * 3600.0
+        # Room to save the model after it; a refit still running then is killed, not truncated.
+        deadline = (
+            (wall_end - SAFETY_S - FINALIZE_SAVE_S) if wall_end is not None else time.monotonic() + 7 * 24 * 3600.0
+        )
         key = f"jobs/{job.id}/members/trial-{run.trial_number}.all-rows.joblib"
         try:
             done[run.id] = run_in_child(
@@ -273,7 +285,7 @@ def calibrate(artifacts: ArtifactStore, data: JobData, fitted: list[tuple[RunRec
     rows = data.validated
     oofs = [_load_oof(artifacts, run.oof_uri or "")[rows] for run, _, _ in fitted]
     blended = ensemble.blend(oofs, [w for _, w, _ in fitted])
-    return fit_temperature(blended, data.y[rows], evidence_floor(len(rows)))
+    return fit_temperature(blended, data.y[rows], evidence_floor(len(rows), data.n_classes))
 
 
 def finalize_job(store: Store, artifacts: ArtifactStore, ctx: Any, wall_end: float | None) -> JobRecord:
@@ -306,7 +318,7 @@ def finalize_job(store: Store, artifacts: ArtifactStore, ctx: Any, wall_end: flo
     final_pred = (
         ensemble.blend([o["holdout"] for _, _, o in fitted], weights) if use_ensemble else fitted[0][2]["holdout"]
     )
-    floor = evidence_floor(len(data.validated))
+    floor = evidence_floor(len(data.validated), data.n_classes)
     if data.task != "regression":
         final_pred = scale(final_pred, temperature, floor)
     holdout_score = float(metric.score(data.y_holdout, final_pred))
@@ -379,21 +391,23 @@ def register(
     )
 
 
-def _trained_on(
-    fitted: list[tuple[RunRecord, float, dict[str, Any]]], all_rows: dict[int, dict[str, Any]], train: int, hold: int
-) -> str:
+def _trained_on(fitted: list[tuple[RunRecord, float, dict[str, Any]]], all_rows: dict[int, Any], data: JobData) -> str:
     """Which rows the registered model learned from, in words (the model card shows it)."""
+    train, hold = len(data.y), len(data.y_holdout)
+    reused = any(out.get("reused") for _, _, out in fitted)
+    # A kept trial fit (holdout scheme) learned from its validation split's training rows only.
+    rows = f"{len(data.folds[0][0]):,} rows of its trial's training split" if reused else f"{train:,} training rows"
     if all_rows and len(all_rows) == len(fitted):
         return (
             f"every row: {train + hold:,} ({train:,} training + {hold:,} holdout); the holdout score is from "
-            f"a fit on the {train:,} training rows"
+            f"a fit on the {rows}"
         )
     if all_rows:
         return (
             f"{len(all_rows)} of {len(fitted)} members on every row ({train + hold:,}), the others on the "
-            f"{train:,} training rows (no time left to refit them)"
+            f"{rows} (no time left to refit them)"
         )
-    return f"the {train:,} training rows (no time left to refit on all {train + hold:,} rows)"
+    return f"the {rows} (no time left to refit on all {train + hold:,} rows)"
 
 
 def summarise(
@@ -467,11 +481,11 @@ def summarise(
         else {
             "method": "temperature",
             "temperature": temperature,
-            "probability_floor": evidence_floor(len(data.validated)),
+            "probability_floor": evidence_floor(len(data.validated), data.n_classes),
         },
         "validation": data.validation.to_dict(),
         "holdout_split": data.split.to_dict(),
-        "trained_on": _trained_on(fitted, all_rows, len(data.y), len(data.y_holdout)),
+        "trained_on": _trained_on(fitted, all_rows, data),
         "version": {
             "id": version.id,
             "model_name": version.model_name,
@@ -482,4 +496,4 @@ def summarise(
         "trials": {s: sum(1 for r in trials if r.status == s) for s in ("succeeded", "failed", "pruned", "timeout")},
         "classes": data.classes,
     }
-    store.update_job(job.id, summary={**(store.get_job(job.id).summary or {}), **summary})
+    store.merge_job_summary(job.id, summary)

@@ -231,7 +231,7 @@ def _record_timing(store: Store, job_id: int) -> None:
         "budget_s": budget,
         "overrun_s": round(max(0.0, elapsed - budget), 3) if budget else None,
     }
-    store.update_job(job_id, summary={**(job.summary or {}), "timing": timing})
+    store.merge_job_summary(job_id, {"timing": timing})
 
 
 def resume(store: Store, job_id: int, dispatch: Dispatch, parallel: int, start_task: Callable[[int], None]) -> str:

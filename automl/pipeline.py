@@ -352,7 +352,7 @@ def _tune_and_finalize(
         if not store.claim_finalize(job_id):
             return store.get_job(job_id)  # another process is finalizing it
     tuned = time.monotonic()
-    job = finalize_job(store, artifacts, ctx, wall_end_of(store.get_job(job_id)))
+    finalize_job(store, artifacts, ctx, wall_end_of(store.get_job(job_id)))
     ended = time.monotonic()
     timing = {
         "elapsed_s": round(ended - started, 3),
@@ -362,12 +362,12 @@ def _tune_and_finalize(
         "finalize_s": round(ended - tuned, 3),
         "overrun_s": round(max(0.0, ended - started - budget), 3) if budget else None,
     }
-    summary: dict[str, Any] = {**(job.summary or {}), "timing": timing}
+    summary: dict[str, Any] = {"timing": timing}
     if progress is not None:
         summary["trials_run"] = progress.done + progress.failed + progress.pruned
     if stop is not None and stop.finish:
         summary["stopped_early"] = "the user pressed Ctrl-C: tuning ended early, the job finished with the trials done"
-    store.update_job(job_id, summary=summary)
+    store.merge_job_summary(job_id, summary)
     return store.finish_job(job_id, "succeeded")
 
 
@@ -422,8 +422,8 @@ def resume_job(
         resumes = [*(job.summary or {}).get("resumes", []), {"at": now.isoformat(), "used_s": round(used, 1),
                                                             "left_s": left}]  # fmt: skip
         fields["time_budget_s"] = budget
-        fields["summary"] = {**(job.summary or {}), "resumes": resumes}
         store.update_job(job_id, **fields)
+        store.merge_job_summary(job_id, {"resumes": resumes})
         ctx = load_context(store, artifacts, job_id)
         if job.study_name is None:
             store.update_job(job_id, study_name=study_name(job_id))

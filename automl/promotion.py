@@ -60,7 +60,7 @@ def apply_promotion(store: Store, artifacts: ArtifactStore, ctx: Any, version: M
             reason=f"job {job.id}: register.promote={policy}", details=details,
         )  # fmt: skip
         record["event_id"] = event.id if event is not None else None
-    store.update_job(job.id, summary={**(store.get_job(job.id).summary or {}), "promotion": record})
+    store.merge_job_summary(job.id, {"promotion": record})
     return record
 
 

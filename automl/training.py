@@ -384,7 +384,9 @@ def fit_all_rows(
     _limit_threads(data.n_jobs)
     X = pd.concat([data.X, data.X_holdout], ignore_index=True)
     y = np.concatenate([data.y, data.y_holdout])
-    model = _final_fit_model(data, family, params, deadline)
+    # Boosted trees are not told the deadline here: one cut short would be a worse model than the
+    # member's fit on fewer rows; past the deadline the fit is killed and the member keeps that.
+    model = _final_fit_model(data, family, params, deadline if family == "mlp" else None)
     start = time.perf_counter()
     model.fit(X, y)
     fit_seconds = time.perf_counter() - start

@@ -105,6 +105,7 @@ def test_holdout_scheme_registers_the_trials_own_fits_when_no_refit_fits_in_time
         time.sleep(600)
 
     monkeypatch.setattr(finalize, "refit", no_refit)
+    monkeypatch.setattr(finalize, "fit_all_rows", no_refit)
     spec = write_spec(
         tmp_path,
         "titanic.csv",
@@ -125,6 +126,7 @@ def test_holdout_scheme_registers_the_trials_own_fits_when_no_refit_fits_in_time
     assert trials and all(r.model_uri and r.model_sha256 for r in trials)
     members = summary["model"]["members"]
     assert members and all(m["trained_on"] == "the trial's training split" for m in members)
+    assert "trial's training split (no time left to refit on all" in summary["trained_on"]
     version = store.version_for_job(job.id)
     assert version is not None
     data = load_context(store, arts, job.id).data
@@ -168,3 +170,25 @@ def test_the_registered_model_learns_from_every_row_and_the_holdout_score_from_a
     summary = job.summary or {}
     assert summary["trained_on"].startswith(f"every row: {len(data.y) + len(data.y_holdout):,}")
     assert summary["holdout_split"]["rule"] == "row-hash"
+
+
+def test_the_probability_floor_shrinks_with_the_class_count() -> None:
+    """A mistake spreads over the k - 1 other classes: the floor minimising the expected log loss at
+    the mistake rate the rows allow is that rate over k - 1, and it never reaches 0."""
+    from automl.calibration import PROBABILITY_FLOOR, evidence_floor, scale
+
+    assert evidence_floor(99, 2) == pytest.approx(0.005)
+    assert evidence_floor(99, 10) == pytest.approx(0.005 / 9)
+    assert evidence_floor(10**9, 10) == PROBABILITY_FLOOR
+    rate = 0.005  # the mistake rate the floor stands for
+    for k in (2, 3, 10):
+
+        def expected(f: float, k: int = k) -> float:
+            return -(1 - rate) * np.log(1 - (k - 1) * f) - rate * np.log(f)
+
+        chosen = evidence_floor(99, k)
+        assert expected(chosen) <= min(expected(chosen * 2), expected(chosen / 2))
+    sure = np.eye(10)[[0, 3, 9]]
+    floored = scale(sure, 1.0, evidence_floor(99, 10))
+    assert np.all(floored > 0) and np.all(floored < 1)
+    assert np.allclose(floored.sum(axis=1), 1.0)

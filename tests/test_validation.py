@@ -207,3 +207,23 @@ def test_copies_of_a_row_share_one_fold(scheme: str, folds: int) -> None:
         assert sorted(np.concatenate([v for _, v in grouped]).tolist()) == list(range(len(y)))
         sizes = [len(v) for _, v in grouped]
         assert max(sizes) - min(sizes) < 0.25 * len(y) / folds
+
+
+def test_an_all_rows_refit_of_boosted_trees_is_never_cut_short(tmp_path: object) -> None:
+    """Past its deadline an all-rows refit is killed and its member keeps the fit it has; it is not
+    told the deadline, so it cannot end as a booster with fewer rounds than it needs."""
+    import time
+
+    from automl.artifacts import ArtifactStore
+    from automl.training import fit_all_rows
+
+    data = _data(_frame(4000, 10))
+    params = {"n_estimators": 3000, "learning_rate": 0.005, "num_leaves": 64}  # well over 0.5 s of boosting
+    root = str(tmp_path)
+    late = fit_all_rows(None, data, "lightgbm", params, root, "late.joblib", time.monotonic() - 1.0)
+    free = fit_all_rows(None, data, "lightgbm", params, root, "free.joblib", None)
+    arts = ArtifactStore(root)
+    late_model = arts.get_object(late["key"], late["sha256"]).named_steps["model"]
+    free_model = arts.get_object(free["key"], free["sha256"]).named_steps["model"]
+    assert late["rows"] == free["rows"] == len(data.y) + len(data.y_holdout)
+    assert late_model.n_rounds_ == free_model.n_rounds_ > 10

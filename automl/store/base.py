@@ -76,6 +76,12 @@ class Store(ABC):
         """Set descriptive fields: study_name, selection, profile, summary, environment."""
 
     @abstractmethod
+    def merge_job_summary(self, job_id: int, updates: dict[str, Any]) -> JobRecord:
+        """Set the top-level keys of ``updates`` in the job's summary, keeping every other key, as
+        one atomic read-modify-write (the job row is locked until it commits): two processes
+        merging at once both keep their keys. Raises ``NotFound`` for an unknown job."""
+
+    @abstractmethod
     def finish_job(
         self, job_id: int, status: str, error_code: str | None = None, error_message: str | None = None
     ) -> JobRecord: ...

@@ -213,6 +213,19 @@ class SqlStore(Store):
             s.flush()
             return _record(rec.JobRecord, row)
 
+    def merge_job_summary(self, job_id: int, updates: dict[str, Any]) -> rec.JobRecord:
+        with self._session() as s:
+            if is_sqlite(self.url):
+                s.connection().exec_driver_sql("BEGIN IMMEDIATE")  # the write lock before the read
+                row = self._get(s, JobRow, job_id, "job")
+            else:
+                row = s.scalars(select(JobRow).where(JobRow.id == job_id).with_for_update()).first()
+                if row is None:
+                    self._get(s, JobRow, job_id, "job")  # raises NotFound
+            row.summary = {**(row.summary or {}), **updates}
+            s.flush()
+            return _record(rec.JobRecord, row)
+
     def finish_job(
         self, job_id: int, status: str, error_code: str | None = None, error_message: str | None = None
     ) -> rec.JobRecord:

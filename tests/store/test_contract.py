@@ -179,6 +179,40 @@ def test_trial_slots_are_counted_against_the_cap_and_can_be_given_back(store: Sq
         store.job_counters(999_999)
 
 
+def test_concurrent_summary_merges_keep_every_key(store: SqlStore, db_url: str) -> None:
+    """Eight processes' worth of connections merge their own keys into one job's summary at once:
+    none is lost (the merge is one locked read-modify-write, not read, merge, write)."""
+    job = create_job(store)
+    store.merge_job_summary(job.id, {"first": 1})
+    writers, rounds = 8, 10
+    stores = [open_store(db_url) for _ in range(writers)]
+    barrier = threading.Barrier(writers)
+    errors: list[BaseException] = []
+
+    def write(index: int) -> None:
+        try:
+            barrier.wait()
+            for step in range(rounds):
+                stores[index].merge_job_summary(job.id, {f"w{index}-{step}": step, "last": index})
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for other in stores:
+        other.close()
+    assert not errors, errors
+    summary = store.get_job(job.id).summary or {}
+    assert summary["first"] == 1
+    assert {f"w{i}-{s}" for i in range(writers) for s in range(rounds)} <= set(summary)
+    assert summary["last"] in range(writers)
+    with pytest.raises(NotFound):
+        store.merge_job_summary(999_999, {"x": 1})
+
+
 def test_update_job_fields(store: SqlStore) -> None:
     job = create_job(store)
     updated = store.update_job(
