@@ -81,7 +81,8 @@ def submit_job(
     path = loaded.dataset_path()
     ds = spec.dataset
     if path is not None:
-        table = load_table(path, spec.dataset.format)
+        # The table the spec was checked against, when it was (read once per submission).
+        table = loaded.table if loaded.table is not None else load_table(path, spec.dataset.format)
         # Checked before the table is registered: a spec its data cannot serve leaves nothing behind.
         check_target(table.frame, ds.target, spec.task, list(ds.drop), ds.id_column)
         dataset, _ = register_table(store, artifacts, table)
@@ -412,7 +413,6 @@ def resume_job(
     now = datetime.now(UTC)
     used = max(0.0, ((last or now) - (job.started_at or now)).total_seconds())
     with _ends_job(store, job_id):
-        fields: dict[str, Any] = {"started_at": now - timedelta(seconds=used)}
         budget = job.time_budget_s
         if time_s is not None:
             budget = used + time_s
@@ -421,8 +421,7 @@ def resume_job(
         left = None if budget is None else round(budget - used, 1)
         resumes = [*(job.summary or {}).get("resumes", []), {"at": now.isoformat(), "used_s": round(used, 1),
                                                             "left_s": left}]  # fmt: skip
-        fields["time_budget_s"] = budget
-        store.update_job(job_id, **fields)
+        store.update_job(job_id, started_at=now - timedelta(seconds=used), time_budget_s=budget)
         store.merge_job_summary(job_id, {"resumes": resumes})
         ctx = load_context(store, artifacts, job_id)
         if job.study_name is None:

@@ -7,7 +7,9 @@ the serving layer reads it as the model's input schema.
 
 from __future__ import annotations
 
+import copy
 import re
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -56,7 +58,26 @@ class DatasetProfile:
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Field by field rather than dataclasses.asdict, whose deep copy of every summary takes
+        # seconds on a frame of ten thousand columns.
+        return {
+            "rows": self.rows,
+            "columns": [
+                {
+                    "name": c.name,
+                    "kind": c.kind,
+                    "dtype": c.dtype,
+                    "missing_fraction": c.missing_fraction,
+                    "distinct": c.distinct,
+                    "summary": copy.deepcopy(c.summary) if "top" in c.summary else dict(c.summary),
+                    "reason": c.reason,
+                }
+                for c in self.columns
+            ],
+            "warnings": list(self.warnings),
+            "target": None if self.target is None else asdict(self.target),
+            "leaks": list(self.leaks),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DatasetProfile:
@@ -144,26 +165,87 @@ def profile_column(name: str, values: pd.Series) -> ColumnProfile:
     return ColumnProfile(name, kind, dtype, round(missing, 6), distinct, summary, reason)
 
 
+def _plain_number(dtype: Any) -> bool:
+    return bool(pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype))
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The number of distinct non-missing values in each column of a float matrix."""
+    ordered = np.sort(values, axis=0)  # missing values sort last
+    present = ~np.isnan(ordered)
+    new = np.empty_like(present)
+    new[:1] = present[:1]
+    new[1:] = (ordered[1:] != ordered[:-1]) & present[1:]
+    counts: np.ndarray = new.sum(axis=0)
+    return counts
+
+
+def _numeric_profiles(frame: pd.DataFrame) -> dict[Any, ColumnProfile]:
+    """The profiles of the plainly numeric columns (more than two values, not bool), computed on
+    one float matrix instead of column by column: the same figures as :func:`profile_column`, in a
+    fraction of the time on wide frames (10,000 columns in about a second, not a minute)."""
+    if frame.columns.duplicated().any():
+        return {}
+    dtypes = frame.dtypes
+    names = [n for n in frame.columns if _plain_number(dtypes[n])]
+    if not names:
+        return {}
+    block = frame[names]
+    rows = len(frame)
+    values = block.to_numpy(dtype="float64", na_value=np.nan)
+    distinct = pd.Series(_distinct(values), index=names)
+    for i, name in enumerate(names):  # integers beyond float precision: counted exactly
+        if pd.api.types.is_integer_dtype(dtypes[name]) and np.nanmax(np.abs(values[:, i]), initial=0) >= 2**53:
+            distinct[name] = block[name].nunique()
+    present = (~np.isnan(values)).sum(axis=0)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(values, axis=0)
+        std = np.nanstd(values, axis=0, ddof=1)
+        low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+        q = np.nanquantile(values, [0.25, 0.5, 0.75], axis=0)
+    out: dict[Any, ColumnProfile] = {}
+    for i, name in enumerate(names):
+        if distinct[name] <= 2:
+            continue  # constant or two-valued (maybe boolean): the per-column rules decide
+        unique_ints = pd.api.types.is_integer_dtype(dtypes[name]) and distinct[name] == rows and rows >= 20
+        if unique_ints and (_ID_NAME.search(str(name)) or block[name].dropna().is_monotonic_increasing):
+            continue  # an identifier: the per-column rules word it
+        summary = {
+            "mean": float(mean[i]), "std": float(std[i]), "min": float(low[i]),
+            "p25": float(q[0, i]), "p50": float(q[1, i]), "p75": float(q[2, i]), "max": float(high[i]),
+        }  # fmt: skip
+        missing = 1.0 - present[i] / rows if rows else 0.0
+        out[name] = ColumnProfile(
+            str(name), "numeric", str(dtypes[name]), round(missing, 6), int(distinct[name]), summary
+        )
+    return out
+
+
 def profile_frame(frame: pd.DataFrame) -> DatasetProfile:
     """Profile every column of a frame (no target analysis)."""
-    columns = [profile_column(str(name), frame[name]) for name in frame.columns]
-    warnings = []
+    fast = _numeric_profiles(frame)
+    columns = [fast.get(name) or profile_column(str(name), frame[name]) for name in frame.columns]
+    notes = []
     for col in columns:
         if col.kind == "constant":
-            warnings.append(f"column '{col.name}' is constant ({col.reason}); it will be dropped")
+            notes.append(f"column '{col.name}' is constant ({col.reason}); it will be dropped")
         elif col.kind == "id":
-            warnings.append(f"column '{col.name}' looks like an identifier ({col.reason}); it will be dropped")
+            notes.append(f"column '{col.name}' looks like an identifier ({col.reason}); it will be dropped")
         if col.missing_fraction >= 0.5 and col.kind != "constant":
-            warnings.append(f"column '{col.name}' is {col.missing_fraction:.0%} missing")
-    for name in frame.columns:
-        values = frame[name]
-        if pd.api.types.is_float_dtype(values.dtype):
-            infinite = int(np.isinf(values.to_numpy(dtype="float64", na_value=np.nan)).sum())
+            notes.append(f"column '{col.name}' is {col.missing_fraction:.0%} missing")
+    floats = [i for i, dtype in enumerate(frame.dtypes) if pd.api.types.is_float_dtype(dtype)]
+    if floats:
+        counts = np.isinf(frame.iloc[:, floats].to_numpy(dtype="float64", na_value=np.nan)).sum(axis=0)
+        for position, infinite in zip(floats, counts, strict=True):
             if infinite:
-                warnings.append(f"column '{name}' has {infinite} infinite value(s); features take them as missing")
+                notes.append(
+                    f"column '{frame.columns[position]}' has {int(infinite)} infinite value(s); "
+                    "features take them as missing"
+                )
     if len(frame) < 50:
-        warnings.append(f"only {len(frame)} rows: scores will be noisy")
-    return DatasetProfile(rows=len(frame), columns=columns, warnings=warnings)
+        notes.append(f"only {len(frame)} rows: scores will be noisy")
+    return DatasetProfile(rows=len(frame), columns=columns, warnings=notes)
 
 
 def resolve_task(target: pd.Series, requested: str) -> str:
@@ -177,26 +259,40 @@ def resolve_task(target: pd.Series, requested: str) -> str:
 
 
 def find_leaks(frame: pd.DataFrame, target: str, task: str) -> list[str]:
-    """Columns that restate the target: a one-to-one mapping (classification) or |r| > 0.999."""
+    """Columns that restate the target: a one-to-one mapping (classification) or |r| > 0.999.
+
+    A one-to-one column has as many distinct values as the target has classes, so only those
+    columns are compared pair by pair; correlations are computed on arrays. Both keep wide frames
+    (thousands of columns) to well under a second."""
     y = frame[target]
+    needed = max(10, 0.9 * y.notna().sum())
     leaks = []
-    for name in frame.columns:
-        if name == target:
-            continue
-        x = frame[name]
-        both = pd.DataFrame({"x": x, "y": y}).dropna()
-        if len(both) < max(10, 0.9 * y.notna().sum()):
-            continue
-        if task == "regression":
-            if pd.api.types.is_numeric_dtype(x) and not pd.api.types.is_bool_dtype(x):
-                xs, ys = both["x"].astype(float), both["y"].astype(float)
-                if xs.std() > 0 and ys.std() > 0 and abs(float(np.corrcoef(xs, ys)[0, 1])) > 0.999:
-                    leaks.append(str(name))
-        else:
-            pairs = both.astype(str).drop_duplicates()
-            n_x, n_y = pairs["x"].nunique(), pairs["y"].nunique()
-            if len(pairs) == n_x == n_y and n_y >= 2:
+    if task == "regression":
+        ys = pd.to_numeric(y, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        for name in frame.columns:
+            x = frame[name]
+            if name == target or not pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x):
+                continue
+            xs = x.to_numpy(dtype="float64", na_value=np.nan)
+            both = ~(np.isnan(xs) | np.isnan(ys))
+            if both.sum() < needed:
+                continue
+            a, b = xs[both], ys[both]
+            if a.std() > 0 and b.std() > 0 and abs(float(np.corrcoef(a, b)[0, 1])) > 0.999:
                 leaks.append(str(name))
+        return leaks
+    classes = y.nunique()
+    distinct = frame[y.notna()].nunique()  # on the rows with a target, where a mapping is checked
+    for name in frame.columns:
+        if name == target or not 2 <= distinct[name] <= classes:
+            continue  # a one-to-one mapping onto the classes has at most as many values
+        both = pd.DataFrame({"x": frame[name], "y": y}).dropna()
+        if len(both) < needed:
+            continue
+        pairs = both.astype(str).drop_duplicates()
+        n_x, n_y = pairs["x"].nunique(), pairs["y"].nunique()
+        if len(pairs) == n_x == n_y and n_y >= 2:
+            leaks.append(str(name))
     return leaks
 
 

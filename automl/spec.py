@@ -8,6 +8,7 @@ that failed and the offending value.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -15,7 +16,7 @@ import os
 import re
 import stat
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -169,6 +170,9 @@ class LoadedSpec:
     spec: JobSpec
     source: str
     base_dir: Path
+    # The data file as it was read to check the spec against it (a ``LoadedTable``), so submitting
+    # the spec does not read and parse it again; None when the data was not checked.
+    table: Any = field(default=None, compare=False, repr=False)
 
     def dataset_path(self) -> Path | None:
         if self.spec.dataset.path is None:
@@ -199,7 +203,7 @@ class LoadedSpec:
                 for p in _problems_from_pydantic(exc, raw)
             ]
             raise SpecInvalid(problems, source=self.source) from None
-        return LoadedSpec(spec, self.source, self.base_dir)
+        return LoadedSpec(spec, self.source, self.base_dir, self.table)
 
 
 def spec_hash(spec: JobSpec) -> str:
@@ -399,20 +403,21 @@ def _semantic_problems(raw: dict[str, Any], base_dir: Path) -> list[Problem]:
     return problems
 
 
-def _dataset_problems(loaded: LoadedSpec) -> list[Problem]:
-    """Check the spec against its data file, when the spec points at a reachable file."""
+def _dataset_problems(loaded: LoadedSpec) -> tuple[list[Problem], Any]:
+    """Check the spec against its data file, when the spec points at a reachable file; returns the
+    problems and the table read (None when there is no file to read)."""
     from automl.datasets import load_table, target_problems
     from automl.errors import AutomlError
 
     path = loaded.dataset_path()
     if path is None:
-        return []
+        return [], None
     ds = loaded.spec.dataset
     try:
         table = load_table(path, ds.format)
     except AutomlError as exc:
-        return [Problem(exc.code, "dataset.path", "dataset_readable", str(exc), ds.path)]
-    return target_problems(table.frame, ds.target, loaded.spec.task, ds.drop, ds.id_column)
+        return [Problem(exc.code, "dataset.path", "dataset_readable", str(exc), ds.path)], None
+    return target_problems(table.frame, ds.target, loaded.spec.task, ds.drop, ds.id_column), table
 
 
 def _not_text(value: Any, path: str = "") -> str | None:
@@ -463,7 +468,9 @@ def parse_spec(
     if spec is not None and not problems:
         loaded = LoadedSpec(spec, source, base_dir)
         if check_data:
-            problems += _dataset_problems(loaded)
+            found, table = _dataset_problems(loaded)
+            problems += found
+            loaded = dataclasses.replace(loaded, table=table)
         if not problems:
             return loaded
     seen: set[tuple[str, str]] = set()

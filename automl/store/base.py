@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from automl.store.records import (
@@ -49,31 +50,49 @@ class Store(ABC):
         """Register a dataset; returns ``(record, created)``. Same fingerprint → the existing one."""
 
     @abstractmethod
-    def get_dataset(self, dataset_id: int) -> DatasetRecord: ...
+    def get_dataset(self, dataset_id: int) -> DatasetRecord:
+        """The dataset with this id; ``NotFound`` otherwise."""
 
     @abstractmethod
-    def find_dataset(self, fingerprint: str) -> DatasetRecord | None: ...
+    def find_dataset(self, fingerprint: str) -> DatasetRecord | None:
+        """The dataset with this content fingerprint, or None."""
 
     @abstractmethod
-    def list_datasets(self) -> list[DatasetRecord]: ...
+    def list_datasets(self) -> list[DatasetRecord]:
+        """Every dataset, oldest first."""
 
     # -- jobs -----------------------------------------------------------------------------------
     @abstractmethod
-    def create_job(self, new: NewJob) -> JobRecord: ...
+    def create_job(self, new: NewJob) -> JobRecord:
+        """Record a new job (``queued`` unless ``new.status`` says otherwise; an unknown status is a
+        ``ValueError``)."""
 
     @abstractmethod
-    def get_job(self, job_id: int) -> JobRecord: ...
+    def get_job(self, job_id: int) -> JobRecord:
+        """The job with this id; ``NotFound`` otherwise."""
 
     @abstractmethod
-    def list_jobs(self, status: str | None = None, limit: int = 50) -> list[JobRecord]: ...
+    def list_jobs(self, status: str | None = None, limit: int = 50) -> list[JobRecord]:
+        """The newest ``limit`` jobs, newest first, of one status when ``status`` is given."""
 
     @abstractmethod
     def claim_job(self, job_id: int) -> bool:
         """Move a ``queued`` job to ``running``; False if another caller already did."""
 
     @abstractmethod
-    def update_job(self, job_id: int, **fields: Any) -> JobRecord:
-        """Set descriptive fields: study_name, selection, profile, summary, environment."""
+    def update_job(
+        self,
+        job_id: int,
+        *,
+        study_name: str | None = None,
+        selection: list[Any] | None = None,
+        profile: dict[str, Any] | None = None,
+        environment: dict[str, Any] | None = None,
+        started_at: datetime | None = None,
+        time_budget_s: float | None = None,
+    ) -> JobRecord:
+        """Set the descriptive fields given (None leaves a field as it is); status, counters and the
+        summary change only through their own calls. Raises ``NotFound`` for an unknown job."""
 
     @abstractmethod
     def merge_job_summary(self, job_id: int, updates: dict[str, Any]) -> JobRecord:
@@ -84,7 +103,9 @@ class Store(ABC):
     @abstractmethod
     def finish_job(
         self, job_id: int, status: str, error_code: str | None = None, error_message: str | None = None
-    ) -> JobRecord: ...
+    ) -> JobRecord:
+        """End a job: ``succeeded``, ``failed`` or ``cancelled`` (anything else is a ``ValueError``),
+        with the error when there is one, stamping ``finished_at``. ``NotFound`` for an unknown job."""
 
     # -- fleet coordination (every rule is one conditional UPDATE, so racing workers agree) --------
     @abstractmethod
@@ -144,26 +165,36 @@ class Store(ABC):
         params: dict[str, Any],
         trial_number: int | None = None,
         worker: str | None = None,
-    ) -> RunRecord: ...
+    ) -> RunRecord:
+        """Record a ``running`` run (a trial, or the ensemble) of a job. A second run with the same
+        (job, trial number) is refused with ``StoreConflict``: a redelivered trial is not counted twice."""
 
     @abstractmethod
-    def finish_run(self, run_id: int, result: RunResult) -> RunRecord: ...
+    def finish_run(self, run_id: int, result: RunResult) -> RunRecord:
+        """Write a run's outcome (status, scores, timings, artifacts, error) and stamp
+        ``finished_at``; ``NotFound`` for an unknown run."""
 
     @abstractmethod
-    def set_run_holdout(self, run_id: int, holdout_score: float) -> None: ...
+    def set_run_holdout(self, run_id: int, holdout_score: float) -> None:
+        """Record the holdout score of a run the finalizer refit; ``NotFound`` for an unknown run."""
 
     @abstractmethod
-    def get_run(self, run_id: int) -> RunRecord: ...
+    def get_run(self, run_id: int) -> RunRecord:
+        """The run with this id; ``NotFound`` otherwise."""
 
     @abstractmethod
-    def list_runs(self, job_id: int) -> list[RunRecord]: ...
+    def list_runs(self, job_id: int) -> list[RunRecord]:
+        """Every run of a job, in the order they started (empty for an unknown job)."""
 
     # -- metrics --------------------------------------------------------------------------------
     @abstractmethod
-    def add_metrics(self, metrics: Sequence[NewMetric]) -> None: ...
+    def add_metrics(self, metrics: Sequence[NewMetric]) -> None:
+        """Record metric values (fold scores, learning curves, holdout metrics) in one transaction."""
 
     @abstractmethod
-    def list_metrics(self, *, run_id: int | None = None, model_version_id: int | None = None) -> list[MetricRecord]: ...
+    def list_metrics(self, *, run_id: int | None = None, model_version_id: int | None = None) -> list[MetricRecord]:
+        """The metrics of a run or of a model version (both filters apply when both are given), in
+        the order they were added."""
 
     # -- model versions -------------------------------------------------------------------------
     @abstractmethod
@@ -171,18 +202,21 @@ class Store(ABC):
         """Register the next version number of ``new.model_name``; one per job (StoreConflict)."""
 
     @abstractmethod
-    def get_model_version(self, version_id: int) -> ModelVersionRecord: ...
+    def get_model_version(self, version_id: int) -> ModelVersionRecord:
+        """The model version with this id; ``NotFound`` otherwise."""
 
     @abstractmethod
-    def find_model_version(self, model_name: str, version: int) -> ModelVersionRecord: ...
+    def find_model_version(self, model_name: str, version: int) -> ModelVersionRecord:
+        """Version number ``version`` of ``model_name``; ``NotFound`` otherwise."""
 
     @abstractmethod
-    def list_model_versions(self, model_name: str | None = None) -> list[ModelVersionRecord]: ...
+    def list_model_versions(self, model_name: str | None = None) -> list[ModelVersionRecord]:
+        """Versions by model name, then version number, of one model when ``model_name`` is given."""
 
     @abstractmethod
-    def version_for_job(self, job_id: int) -> ModelVersionRecord | None: ...
+    def version_for_job(self, job_id: int) -> ModelVersionRecord | None:
+        """The version a job registered, or None (it has not, yet)."""
 
-    # -- views ----------------------------------------------------------------------------------
     # -- aliases (the registry) -----------------------------------------------------------------------
     @abstractmethod
     def move_alias(
@@ -202,15 +236,18 @@ class Store(ABC):
         for an unknown version and InputError for a version of another model or no previous one."""
 
     @abstractmethod
-    def get_alias(self, model_name: str, alias: str) -> AliasRecord | None: ...
+    def get_alias(self, model_name: str, alias: str) -> AliasRecord | None:
+        """Where ``model_name@alias`` points, or None when the alias was never set."""
 
     @abstractmethod
-    def list_aliases(self, model_name: str | None = None) -> list[AliasRecord]: ...
+    def list_aliases(self, model_name: str | None = None) -> list[AliasRecord]:
+        """Aliases by model name, then alias, of one model when ``model_name`` is given."""
 
     @abstractmethod
     def list_alias_events(self, model_name: str, alias: str | None = None) -> list[AliasEventRecord]:
         """The audit trail, oldest first."""
 
+    # -- views ----------------------------------------------------------------------------------
     @abstractmethod
     def leaderboard(self, job_id: int) -> list[dict[str, Any]]:
         """Rows of the ``leaderboard`` SQL view for one job, best rank first."""
@@ -221,4 +258,5 @@ class Store(ABC):
 
     # -- lifecycle ------------------------------------------------------------------------------
     @abstractmethod
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the connections (the store is not used after)."""

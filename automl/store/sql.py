@@ -31,7 +31,14 @@ from automl.store.tables import (
 
 R = TypeVar("R")
 
-_JOB_FIELDS = {"study_name", "selection", "profile", "summary", "environment", "started_at", "time_budget_s"}
+
+# Where a user finds the ids of each kind of row (commands that exist: see `automl --help`).
+_LIST_HINTS = {
+    "dataset": "list them with `automl datasets list`",
+    "job": "list them with `automl jobs list`",
+    "run": "a job's runs are listed by `automl leaderboard JOB_ID`",
+    "model version": "list a model's versions with `automl models versions NAME` (the names: `automl models list`)",
+}
 
 
 def normalize_url(url: str) -> str:
@@ -137,7 +144,7 @@ class SqlStore(Store):
     def _get(self, session: Session, row_type: type[Any], key: Any, what: str) -> Any:
         row = session.get(row_type, key)
         if row is None:
-            raise NotFound(f"{what} {key} does not exist", hint=f"list them with `automl {what}s list`")
+            raise NotFound(f"{what} {key} does not exist", hint=_LIST_HINTS.get(what, "check the id"))
         return row
 
     # -- datasets -------------------------------------------------------------------------------
@@ -202,14 +209,26 @@ class SqlStore(Store):
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def update_job(self, job_id: int, **fields: Any) -> rec.JobRecord:
-        unknown = set(fields) - _JOB_FIELDS
-        if unknown:
-            raise ValueError(f"update_job cannot set {sorted(unknown)}; allowed: {sorted(_JOB_FIELDS)}")
+    def update_job(
+        self,
+        job_id: int,
+        *,
+        study_name: str | None = None,
+        selection: list[Any] | None = None,
+        profile: dict[str, Any] | None = None,
+        environment: dict[str, Any] | None = None,
+        started_at: datetime | None = None,
+        time_budget_s: float | None = None,
+    ) -> rec.JobRecord:
+        fields = {
+            "study_name": study_name, "selection": selection, "profile": profile, "environment": environment,
+            "started_at": started_at, "time_budget_s": time_budget_s,
+        }  # fmt: skip
         with self._session() as s:
             row = self._get(s, JobRow, job_id, "job")
             for key, value in fields.items():
-                setattr(row, key, value)
+                if value is not None:
+                    setattr(row, key, value)
             s.flush()
             return _record(rec.JobRecord, row)
 

@@ -213,27 +213,54 @@ def test_concurrent_summary_merges_keep_every_key(store: SqlStore, db_url: str) 
         store.merge_job_summary(999_999, {"x": 1})
 
 
+def test_not_found_hints_name_commands_that_exist(store: SqlStore) -> None:
+    import re
+
+    from typer.testing import CliRunner
+
+    from automl.cli import app
+
+    lookups: list[Callable[[], object]] = [
+        lambda: store.get_job(999_999),
+        lambda: store.get_run(999_999),
+        lambda: store.get_dataset(999_999),
+        lambda: store.get_model_version(999_999),
+    ]
+    for lookup in lookups:
+        with pytest.raises(NotFound) as info:
+            lookup()
+        commands = re.findall(r"`automl ([^`]+)`", info.value.hint or "")
+        assert commands, info.value.hint
+        for command in commands:
+            words = [w for w in command.split() if not w.isupper()]  # JOB_ID, NAME: placeholders
+            result = CliRunner().invoke(app, [*words, "--help"])
+            assert result.exit_code == 0, (command, result.output)
+
+
 def test_update_job_fields(store: SqlStore) -> None:
     job = create_job(store)
     updated = store.update_job(
         job.id,
         selection=["lightgbm", "logistic"],
         profile={"rows": 150},
-        summary={"best": 0.97},
         environment={"python": "3.12"},
         study_name="automl-job-1",
+        time_budget_s=90.0,
     )
     assert updated.selection == ["lightgbm", "logistic"]
     assert updated.profile == {"rows": 150}
-    assert updated.summary == {"best": 0.97}
     assert updated.environment == {"python": "3.12"}
     assert updated.study_name == "automl-job-1"
+    assert updated.time_budget_s == 90.0
     assert store.get_job(job.id) == updated
+    # A field not given is left as it is; the summary has its own (atomic) merge.
+    again = store.update_job(job.id, profile={"rows": 151})
+    assert again.profile == {"rows": 151} and again.selection == ["lightgbm", "logistic"]
+    merged = store.merge_job_summary(job.id, {"best": 0.97})
+    assert merged.summary == {"best": 0.97} and merged.profile == {"rows": 151}
 
-    with pytest.raises(ValueError, match="status"):
-        store.update_job(job.id, status="succeeded")
-    with pytest.raises(ValueError):
-        store.update_job(job.id, nonsense=1)
+    with pytest.raises(TypeError):
+        store.update_job(job.id, status="succeeded")  # type: ignore[call-arg]
     assert store.get_job(job.id).status == "queued"
 
 

@@ -1,0 +1,66 @@
+"""Profiling: the column-at-once path for numeric columns agrees with the per-column rules, and
+leak detection finds a restated target among many columns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from automl.profile import find_leaks, profile_column, profile_frame
+
+
+def _mixed(rows: int = 60) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(size=rows),
+            "with_nan": np.where(rng.random(rows) < 0.3, np.nan, rng.normal(size=rows)),
+            "with_inf": np.r_[np.inf, rng.normal(size=rows - 1)],
+            "counts": pd.array(np.where(rng.random(rows) < 0.2, None, rng.integers(0, 9, rows)), dtype="Int64"),
+            "row_id": np.arange(rows),
+            "unique_ints": rng.permutation(rows) * 7,
+            "flag": rng.integers(0, 2, rows),
+            "same": np.ones(rows),
+            "empty": np.full(rows, np.nan),
+            "yes_no": rng.choice(["yes", "no"], rows),
+            "city": rng.choice(["a", "b", "c"], rows),
+            "big": np.array([2**60 + i % 5 for i in range(rows)], dtype=np.int64),  # beyond float precision
+        }
+    )
+    return frame
+
+
+def test_numeric_columns_profiled_at_once_match_the_per_column_rules() -> None:
+    frame = _mixed()
+    fast = profile_frame(frame)
+    for column, name in zip(fast.columns, frame.columns, strict=True):
+        slow = profile_column(str(name), frame[name])
+        assert (column.name, column.kind, column.dtype, column.distinct, column.reason) == (
+            slow.name, slow.kind, slow.dtype, slow.distinct, slow.reason,
+        )  # fmt: skip
+        assert column.missing_fraction == pytest.approx(slow.missing_fraction)
+        assert column.summary.keys() == slow.summary.keys()
+        for key, value in column.summary.items():
+            if isinstance(value, float):
+                assert value == pytest.approx(slow.summary[key], nan_ok=True), (name, key)
+            else:
+                assert value == slow.summary[key]
+    kinds = {c.name: c.kind for c in fast.columns}
+    assert kinds["row_id"] == "id" and kinds["same"] == "constant" and kinds["x"] == "numeric"
+    assert fast.column("big").distinct == 5
+    assert any("'with_inf' has 1 infinite value" in w for w in fast.warnings)
+
+
+def test_a_restated_target_is_found_among_thousands_of_columns() -> None:
+    rng = np.random.default_rng(0)
+    rows, width = 80, 3000
+    frame = pd.DataFrame(rng.normal(size=(rows, width)), columns=[f"c{i}" for i in range(width)])
+    frame["y"] = rng.choice(["cat", "dog"], rows)
+    frame["restated"] = frame["y"].map({"cat": 0, "dog": 1})
+    frame["coded"] = frame["y"].map({"cat": "C", "dog": "D"})
+    frame.loc[3, "coded"] = None  # a missing value does not hide the mapping
+    assert find_leaks(frame, "y", "binary") == ["restated", "coded"]
+    frame["amount"] = rng.normal(size=rows)
+    frame["amount_cents"] = frame["amount"] * 100
+    assert find_leaks(frame, "amount", "regression") == ["amount_cents"]
