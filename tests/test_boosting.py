@@ -101,6 +101,7 @@ def test_raw_rows_with_missing_values_and_unseen_categories(family: str, task: s
         assert prediction.shape == (6, n_classes) and np.allclose(prediction.sum(axis=1), 1.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["lightgbm", "xgboost"])
 def test_trials_after_a_kept_booster_still_run_in_their_forked_processes(family: str, tmp_path: Any) -> None:
     """Under the holdout scheme a trial's fitted model is kept. Were it unpickled in the parent,

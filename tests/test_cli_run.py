@@ -14,6 +14,8 @@ import pytest
 from tests.conftest import DATA
 from tests.engine_helpers import write_spec
 
+pytestmark = pytest.mark.slow  # whole jobs, worker or server processes: left out by `make test-fast`
+
 AUTOML = str(Path(sys.executable).with_name("automl"))
 
 

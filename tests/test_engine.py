@@ -20,6 +20,8 @@ from automl.store import open_store
 from tests.conftest import DATA
 from tests.engine_helpers import run_spec, write_spec
 
+pytestmark = pytest.mark.slow  # whole jobs, worker or server processes: left out by `make test-fast`
+
 FAST = ["linear", "random_forest", "hist_gradient_boosting"]
 
 

@@ -17,6 +17,8 @@ from automl.pipeline import load_context, load_model
 from automl.store import open_store
 from tests.engine_helpers import run_spec, write_spec
 
+pytestmark = pytest.mark.slow  # whole jobs, worker or server processes: left out by `make test-fast`
+
 
 def test_a_refit_that_cannot_finish_in_time_still_registers_a_model_and_says_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -69,6 +69,7 @@ def _expected_failed_checks(estimator: Any) -> dict[str, str]:
     [KerasMLPClassifier(**SMALL), KerasMLPRegressor(**SMALL)],
     expected_failed_checks=_expected_failed_checks,
 )
+@pytest.mark.slow
 def test_estimators_conform_to_scikit_learn(estimator: Any, check: Any) -> None:
     check(estimator)
 
@@ -267,6 +268,7 @@ print(threads.get_intra_op_parallelism_threads(), threads.get_inter_op_paralleli
 """
 
 
+@pytest.mark.slow
 def test_saved_models_predict_the_same_in_a_fresh_process(tmp_path: Path) -> None:
     jobs: list[tuple[str, str, str]] = []
     expected: list[np.ndarray] = []

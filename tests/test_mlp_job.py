@@ -10,8 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from automl.store import open_store
 from tests.engine_helpers import write_spec
+
+pytestmark = pytest.mark.slow  # whole jobs, worker or server processes: left out by `make test-fast`
 
 SCRIPT = """
 import sys

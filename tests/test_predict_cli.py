@@ -23,6 +23,8 @@ from automl.store.records import ModelVersionRecord
 from tests.conftest import DATA, backend_url
 from tests.engine_helpers import run_spec, write_spec
 
+pytestmark = pytest.mark.slow  # whole jobs, worker or server processes: left out by `make test-fast`
+
 DATASETS = {  # model name → (file, dataset spec, task)
     "titanic": ("titanic.csv", {"target": "survived", "drop": ["alive"]}, "classification"),
     "penguins": ("penguins.csv", {"target": "species"}, "classification"),

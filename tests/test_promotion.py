@@ -16,6 +16,8 @@ from automl.registry import resolve
 from automl.store import open_store
 from tests.engine_helpers import run_spec, write_spec
 
+pytestmark = pytest.mark.slow  # whole jobs, worker or server processes: left out by `make test-fast`
+
 WEAK_DROP = ["alive", "pclass", "sex", "age", "sibsp", "parch", "fare", "class", "who", "adult_male", "deck", "alone"]
 
 

@@ -145,6 +145,7 @@ print(moved)
 """
 
 
+@pytest.mark.slow
 def test_ten_processes_racing_never_lose_an_event(store: Any, artifacts: ArtifactStore) -> None:
     versions = make_versions(store, artifacts, 4)
     promote(store, artifacts, "churn", versions[0].id, by="setup")
@@ -176,6 +177,7 @@ def _cli(url: str, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([AUTOML, *args], capture_output=True, text=True, env=env, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_promote_rollback_history_and_versions(store: Any, artifacts: ArtifactStore) -> None:
     v1, v2 = make_versions(store, artifacts, 2)
     url, root = store.url, artifacts.root

@@ -24,6 +24,8 @@ import pytest
 
 from tests.conftest import DATA
 
+pytestmark = pytest.mark.slow  # whole jobs, worker or server processes: left out by `make test-fast`
+
 AUTOML = str(Path(sys.executable).with_name("automl"))
 FAST = ["linear", "random_forest", "hist_gradient_boosting"]
 HOSTILE = '<script>alert("x")</script> $x$ & co'  # a column name: HTML, mathtext and an ampersand

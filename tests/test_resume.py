@@ -20,6 +20,8 @@ from automl.pipeline import process_lost
 from automl.store import open_store
 from tests.engine_helpers import write_spec
 
+pytestmark = pytest.mark.slow  # whole jobs, worker or server processes: left out by `make test-fast`
+
 AUTOML = str(Path(sys.executable).with_name("automl"))
 LEASE_S = 3.0
 

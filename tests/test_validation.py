@@ -209,6 +209,7 @@ def test_copies_of_a_row_share_one_fold(scheme: str, folds: int) -> None:
         assert max(sizes) - min(sizes) < 0.25 * len(y) / folds
 
 
+@pytest.mark.slow
 def test_an_all_rows_refit_of_boosted_trees_is_never_cut_short(tmp_path: object) -> None:
     """Past its deadline an all-rows refit is killed and its member keeps the fit it has; it is not
     told the deadline, so it cannot end as a booster with fewer rounds than it needs."""

@@ -13,6 +13,8 @@ import pytest
 from tests.engine_helpers import write_spec
 from tests.fleet.conftest import PG_START, PG_STOP, REDIS_START, Fleet
 
+pytestmark = pytest.mark.slow  # whole jobs, worker or server processes: left out by `make test-fast`
+
 
 def _spec(tmp_path: Path, **budget: Any) -> Path:
     return write_spec(

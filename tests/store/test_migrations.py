@@ -289,6 +289,7 @@ def _open_and_count(url: str, start: float) -> int:
         store.close()
 
 
+@pytest.mark.slow
 def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path: Path) -> None:
     """Several commands started together on a store file that does not exist yet: one upgrades it,
     the others wait for it and find it at the head revision."""
