@@ -279,6 +279,8 @@ def target_problems(
                 task,
             )
         )
+    if not problems:
+        problems += _feature_problems(frame, target, drop, id_column)
     if problems or task == "regression":
         return problems
     rare = [repr(c) for c, n in present.value_counts().items() if n < MIN_CLASS_ROWS]
@@ -294,6 +296,30 @@ def target_problems(
             )
         )
     return problems
+
+
+MODELLED_KINDS = ("numeric", "categorical", "boolean", "datetime")  # free text, ids and constants are not
+
+
+def _feature_problems(frame: pd.DataFrame, target: str, drop: list[str], id_column: str | None) -> list[Problem]:
+    """A problem when no column is left to learn from (every one is the target, dropped, an id,
+    constant or free text): every trial would fail, so the job is refused before it exists."""
+    excluded = {target, *drop, *([id_column] if id_column else [])}
+    profile = profile_frame(frame)
+    others = [c for c in profile.columns if c.name not in excluded]
+    if any(c.kind in MODELLED_KINDS for c in others):
+        return []
+    why = [f"'{c.name}' ({c.reason or c.kind})" for c in others[:5]]
+    listed = f": {', '.join(why)}{', …' if len(others) > 5 else ''}" if why else ""
+    return [
+        Problem(
+            "DATASET_INVALID",
+            "dataset",
+            "no_features",
+            f"no column is left to learn from besides the target and the dropped ones{listed}; "
+            "add columns that vary, or keep columns out of `drop`",
+        )
+    ]
 
 
 def check_target(frame: pd.DataFrame, target: str, task: str, drop: list[str], id_column: str | None) -> None:

@@ -20,6 +20,7 @@ class AutomlError(Exception):
 
     code: ClassVar[str] = "AUTOML_ERROR"
     exit_code: ClassVar[int] = 1
+    http_status: ClassVar[int] = 500  # what the HTTP server answers with it
 
     def __init__(self, message: str, *, hint: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -43,6 +44,7 @@ class InputError(AutomlError, ValueError):
 
     code = "INPUT_INVALID"
     exit_code = 2
+    http_status = 400
 
 
 MAX_SHOWN = 120  # characters of a user's value shown in an error
@@ -127,6 +129,7 @@ class DatasetInvalid(InputError):
 
 class NotFound(InputError, LookupError):
     code = "NOT_FOUND"
+    http_status = 404
 
 
 class JobNotResumable(InputError):
@@ -145,6 +148,7 @@ class StoreError(AutomlError, RuntimeError):
 
 class StoreUnavailable(StoreError, ConnectionError):
     code = "STORE_UNAVAILABLE"
+    http_status = 503
 
 
 class StoreSchemaStale(StoreError):
@@ -155,14 +159,17 @@ class StoreConflict(StoreError):
     """A uniqueness rule of the store refused a write (e.g. a second version for one job)."""
 
     code = "STORE_CONFLICT"
+    http_status = 409
 
 
 class ArtifactCorrupt(StoreError):
     code = "ARTIFACT_CORRUPT"
+    http_status = 409
 
 
 class ArtifactMissing(StoreError, FileNotFoundError):
     code = "ARTIFACT_MISSING"
+    http_status = 409
 
 
 # -- job failures (exit 1) ----------------------------------------------------------------------

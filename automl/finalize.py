@@ -290,7 +290,7 @@ def calibrate(artifacts: ArtifactStore, data: JobData, fitted: list[tuple[RunRec
 
 def finalize_job(store: Store, artifacts: ArtifactStore, ctx: Any, wall_end: float | None) -> JobRecord:
     """Ensemble selection, refit, calibration, holdout metrics, artifact and model version; ends
-    with the promotion policy. ``ctx`` is the job's :class:`automl.pipeline.JobContext`."""
+    with the promotion policy. ``ctx`` is the job's :class:`automl.context.JobContext`."""
     from automl.promotion import apply_promotion
 
     data, spec, job = ctx.data, ctx.spec, store.get_job(ctx.job.id)

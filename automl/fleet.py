@@ -84,7 +84,7 @@ def _budget_spent(store: Store, job_id: int) -> bool:
     if job.trial_budget is not None and job.trials_started >= job.trial_budget:
         return True
     if job.time_budget_s is not None and job.started_at is not None:
-        from automl.pipeline import wall_end_of
+        from automl.context import wall_end_of
 
         wall_end = wall_end_of(job)
         return wall_end is not None and time.monotonic() >= wall_end - 0.05 * job.time_budget_s
@@ -102,7 +102,8 @@ def run_trials(
 ) -> str:
     """One worker's share of a job's tuning. Ends by re-enqueueing itself (slice over, budget
     left), by finishing a cancelled job, or by asking for the finalizing step."""
-    from automl.pipeline import load_context, tune_job
+    from automl.context import load_context
+    from automl.pipeline import tune_job
 
     job = store.get_job(job_id)
     if job.status != "running":
@@ -184,7 +185,7 @@ def _drawn_not_started(study: Any) -> bool:
 def _out_of_time(job: Any) -> bool:
     if job.time_budget_s is None or job.started_at is None:
         return False
-    from automl.pipeline import wall_end_of
+    from automl.context import wall_end_of
 
     wall_end = wall_end_of(job)
     return wall_end is not None and time.monotonic() >= wall_end - 0.05 * job.time_budget_s
@@ -197,7 +198,8 @@ def _cancelled(store: Store, job_id: int) -> str:
 
 def finalize(store: Store, artifacts: ArtifactStore, job_id: int) -> str:
     """Ensemble, refit, holdout metrics and the one model version; ends the job."""
-    from automl.pipeline import finalize_job, load_context, wall_end_of
+    from automl.context import load_context, wall_end_of
+    from automl.pipeline import finalize_job
 
     job = store.get_job(job_id)
     if job.status != "running":

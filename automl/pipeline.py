@@ -4,6 +4,11 @@
 call any step on its own, because each one rebuilds what it needs from the store:
 
     submit_job → start_job → tune_job → finalize_job
+
+The job's context (data, folds, candidates, wall clock) is rebuilt by :mod:`automl.context`;
+finalizing is :mod:`automl.finalize`, promotion :mod:`automl.promotion`. The imports inside the
+steps load pandas, scikit-learn and Optuna only when a step runs: the CLI imports this module for
+commands (``automl jobs list``) that need none of them.
 """
 
 from __future__ import annotations
@@ -11,33 +16,19 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
-import platform
-import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from automl.artifacts import ArtifactStore
-from automl.errors import AutomlError
-from automl.spec import JobSpec, LoadedSpec
+from automl.context import JobContext, load_context, wall_end_of
+from automl.errors import AutomlError, JobNotResumable
+from automl.spec import LoadedSpec, spec_hash
 from automl.store.base import Store
-from automl.store.records import (
-    JobRecord,
-    NewJob,
-)
-
-
-@dataclass(frozen=True)
-class JobContext:
-    """Everything a step needs, rebuilt deterministically from the job's id."""
-
-    job: JobRecord
-    spec: JobSpec
-    data: Any  # automl.training.JobData (imported lazily: it loads scikit-learn)
-    families: list[str]
+from automl.store.records import JobRecord, NewJob, RunResult
 
 
 def _user() -> str:
@@ -45,19 +36,6 @@ def _user() -> str:
         return getpass.getuser()
     except Exception:  # no login name in some containers
         return os.environ.get("USER", "unknown")
-
-
-def environment() -> dict[str, str]:
-    """Versions recorded on every job, so a model can be traced to what built it."""
-    from importlib import metadata
-
-    versions = {"python": platform.python_version(), "host": socket.gethostname()}
-    for dist in ("automl", "scikit-learn", "xgboost", "optuna", "pandas", "numpy", "sqlalchemy"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 # -- step 1: submit -------------------------------------------------------------------------------
@@ -75,7 +53,6 @@ def submit_job(
     from automl.datasets import check_target, load_registered, load_table, register_table
     from automl.metrics import DEFAULT_METRIC, get_metric
     from automl.profile import resolve_task
-    from automl.spec import spec_hash
 
     spec = loaded.spec
     path = loaded.dataset_path()
@@ -115,58 +92,6 @@ def submit_job(
 # -- step 2: start --------------------------------------------------------------------------------
 
 
-def load_context(store: Store, artifacts: ArtifactStore, job_id: int) -> JobContext:
-    """Rebuild a job's data, features and candidates from the store (deterministic)."""
-    from automl.candidates import SelectionContext, select_candidates
-    from automl.datasets import load_registered
-    from automl.preprocessing import plan_features
-    from automl.profile import profile_frame, with_target
-    from automl.training import prepare_data
-
-    job = store.get_job(job_id)
-    spec = JobSpec.model_validate(job.spec)
-    dataset = store.get_dataset(job.dataset_id)
-    frame = load_registered(dataset, artifacts)
-    ds = spec.dataset
-    profile = with_target(profile_frame(frame), frame, ds.target, job.task)
-    plan = plan_features(profile, ds.target, list(ds.drop), list(profile.leaks), ds.id_column)
-    data = prepare_data(
-        frame,
-        target=ds.target,
-        task=job.task,
-        metric=job.metric,
-        plan=plan,
-        profile=profile,
-        holdout_fraction=spec.holdout_fraction,
-        folds=spec.cv.folds,
-        seed=spec.seed,
-        n_jobs=spec.n_jobs,
-        scheme=spec.cv.scheme,
-        time_budget_s=job.time_budget_s,
-        id_column=ds.id_column,
-    )
-    categorical = sum(1 for _, kind in plan.features if kind == "categorical")
-    ctx = SelectionContext(
-        task=job.task,
-        rows=len(data.y),
-        features=len(plan.features),
-        categorical=categorical,
-        time_budget_s=job.time_budget_s,
-    )
-    choices = select_candidates(ctx, spec.include(), spec.exclude())
-    families = [c.family for c in choices if c.selected]
-    if job.selection is None:
-        from dataclasses import asdict
-
-        job = store.update_job(
-            job_id,
-            selection=[asdict(c) for c in choices],
-            profile={**profile.to_dict(), "dropped": plan.dropped, "validation": data.validation.to_dict()},
-            environment=environment(),
-        )
-    return JobContext(job, spec, data, families)
-
-
 def start_job(store: Store, artifacts: ArtifactStore, job_id: int) -> JobContext:
     """Claim a queued job (``running``), then build its context and record selection and profile."""
     from automl.tuning import study_name
@@ -179,16 +104,6 @@ def start_job(store: Store, artifacts: ArtifactStore, job_id: int) -> JobContext
 
 
 # -- step 3: tune ---------------------------------------------------------------------------------
-
-
-def wall_end_of(job: JobRecord) -> float | None:
-    """The job's time wall as a ``time.monotonic()`` instant (its budget counts from its start)."""
-    if job.time_budget_s is None or job.started_at is None:
-        return None
-    from datetime import timedelta
-
-    end = job.started_at + timedelta(seconds=job.time_budget_s)
-    return time.monotonic() + (end - datetime.now(UTC)).total_seconds()
 
 
 LEASE_S = 60.0  # a running trial whose worker has not heartbeated for this long is failed
@@ -219,8 +134,9 @@ def tune_job(
     from automl.training import TF_IMPORT_S
 
     extra = TF_IMPORT_S if "mlp" in ctx.families else 0.0
-    limits = TuneLimits(wall_end_of(job), spec.budget.trials, spec.budget.trial_time_s, spec.ensemble.max_size, extra)
-    progress = TuneProgress(time.monotonic(), spec.budget.time_s)
+    # The clock is the job's: its wall (time_budget_s, extended by a resume) and its trial cap.
+    limits = TuneLimits(wall_end_of(job), job.trial_budget, spec.budget.trial_time_s, spec.ensemble.max_size, extra)
+    progress = TuneProgress(time.monotonic(), job.time_budget_s)
     return tune(
         study, ctx.data, ctx.families, store, artifacts, job.id, limits, progress, on_progress, worker, stop_at,
         should_stop,
@@ -265,8 +181,6 @@ def process_lost(job: JobRecord, lease_s: float = LEASE_S) -> bool:
 @contextmanager
 def job_heartbeat(store: Store, job_id: int, every_s: float = HEARTBEAT_S) -> Iterator[None]:
     """Stamp the job's heartbeat from a background thread while the block runs."""
-    import threading
-
     done = threading.Event()
 
     def beat() -> None:
@@ -321,8 +235,6 @@ def _ends_job(store: Store, job_id: int) -> Iterator[None]:
         store.finish_job(job_id, "failed", exc.code, str(exc))
         raise
     except KeyboardInterrupt:
-        from automl.store.records import RunResult
-
         for run in store.list_runs(job_id):  # this process ran them all: none is left running
             if run.status == "running":
                 store.finish_run(run.id, RunResult(status="cancelled", error_code="CANCELLED"))
@@ -387,9 +299,6 @@ def resume_job(
     runs the dead process left ``running`` are failed (``WORKER_LOST``) with their trials, the
     trial slots they held are given back, and the job gets the time it had not yet used (``time_s``
     overrides it). A queued job is simply run."""
-    from datetime import timedelta
-
-    from automl.errors import JobNotResumable
     from automl.tuning import fail_zombie_trials, open_study, recover_stale, study_name
 
     job = store.get_job(job_id)
@@ -438,18 +347,3 @@ def resume_job(
         with job_heartbeat(store, job_id, min(HEARTBEAT_S, lease_s / 4)):
             return _tune_and_finalize(store, artifacts, ctx, database_url, on_progress, time.monotonic(), stop)
     raise AssertionError("unreachable")  # pragma: no cover  (_ends_job re-raises)
-
-
-def load_model(store: Store, artifacts: ArtifactStore, version_id: int) -> Any:
-    """Load a model version's estimator after verifying its checksum."""
-    version = store.get_model_version(version_id)
-    return artifacts.get_object(version.artifact_uri, version.artifact_sha256)
-
-
-def load_evaluation_model(store: Store, artifacts: ArtifactStore, version_id: int) -> Any:
-    """The fit that produced a version's holdout score (it never saw the holdout rows): the
-    evaluation artifact when the registered one was refit on every row, else the artifact itself."""
-    version = store.get_model_version(version_id)
-    if version.evaluation_uri:
-        return artifacts.get_object(version.evaluation_uri, version.evaluation_sha256 or "")
-    return artifacts.get_object(version.artifact_uri, version.artifact_sha256)

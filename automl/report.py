@@ -452,7 +452,7 @@ def _permutation(job: JobRecord, data: Any, model: Any) -> dict[str, Any]:
 
 
 def _final_model(store: Store, artifacts: ArtifactStore, job: JobRecord, version: ModelVersionRecord) -> dict[str, Any]:
-    from automl.pipeline import load_context, load_evaluation_model
+    from automl.context import load_context, load_evaluation_model
 
     ctx = load_context(store, artifacts, job.id)
     model = load_evaluation_model(store, artifacts, version.id)  # holdout rows are unseen by this fit

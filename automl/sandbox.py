@@ -109,6 +109,19 @@ def _reap_exited() -> None:
             _exiting.discard(pid)
 
 
+def reap_finished(timeout_s: float = 5.0) -> None:
+    """Wait (at most ``timeout_s`` each) for the children that sent their result and were exiting:
+    a long-lived process (a fleet worker) calls this when its work ends, so no finished child stays
+    behind as a defunct process until the next piece of work."""
+    for pid in list(_exiting):
+        try:
+            if _wait(pid, timeout_s) is None:
+                continue  # still exiting: left for the next call
+        except ChildProcessError:
+            pass  # reaped elsewhere
+        _exiting.discard(pid)
+
+
 class Child:
     """A forked child running one piece of work; :meth:`wait` serves its messages until it ends."""
 

@@ -18,7 +18,8 @@ process: tree ensembles predict in Python under the GIL, where threads only slow
 throughput scales with processes (``automl serve --workers N``). Loaded models are made
 single-threaded (:func:`single_threaded`) for the same reason.
 
-Errors: ``NotFound`` → 404, other ``InputError`` → 400, rows that break the input schema → 422
+Errors answer with the status their class carries (``http_status`` in :mod:`automl.errors`):
+``NotFound`` → 404, other ``InputError`` → 400, rows that break the input schema → 422
 (the shape of FastAPI's own validation errors), ``ArtifactMissing``/``ArtifactCorrupt`` → 409,
 ``StoreUnavailable`` → 503, any other library error → 500; bodies carry ``detail`` (the message),
 ``code`` and ``hint``.
@@ -48,13 +49,8 @@ from automl import registry
 from automl.artifacts import ArtifactStore
 from automl.config import Settings
 from automl.errors import (
-    ArtifactCorrupt,
-    ArtifactMissing,
     AutomlError,
     InputError,
-    NotFound,
-    StoreConflict,
-    StoreUnavailable,
 )
 from automl.predict import (
     ignored_columns,
@@ -426,17 +422,6 @@ def _validation_response(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=422)
 
 
-_STATUS: list[tuple[type[AutomlError], int]] = [
-    (NotFound, 404),
-    (InputError, 400),
-    (ArtifactCorrupt, 409),
-    (ArtifactMissing, 409),
-    (StoreConflict, 409),
-    (StoreUnavailable, 503),
-    (AutomlError, 500),
-]
-
-
 def _admin_token(request: Request) -> str | None:
     """The server's admin token; None when the admin endpoints are disabled (unset or empty)."""
     token: SecretStr | None = request.app.state.settings.admin_token
@@ -462,7 +447,7 @@ def _redact(request: Request, text: str) -> str:
 def _error_response(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, AutomlError):  # registered for AutomlError only
         raise exc
-    status = next(code for cls, code in _STATUS if isinstance(exc, cls))
+    status = exc.http_status  # each error class carries its status (automl.errors)
     detail, hint = exc.message, exc.hint
     if not _is_admin(request):  # where the server keeps its files is for its operators only
         detail, hint = _redact(request, detail), _redact(request, hint) if hint else hint

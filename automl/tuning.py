@@ -34,7 +34,7 @@ from automl.portfolio import FAMILY_PARAM, Feeder
 from automl.sandbox import STOP, Child, ChildCrashed, ChildError, ChildStopped, ChildTimeout, spawn
 from automl.store.base import Store
 from automl.store.records import NewMetric, RunResult
-from automl.store.sql import is_sqlite, normalize_url
+from automl.store.urls import is_sqlite, normalize_url
 from automl.training import CANCEL, EPOCH_STEP, PRUNE, ROWS_STEP, JobData, cross_validate
 
 WORK_METRIC = "work_seconds"

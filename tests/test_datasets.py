@@ -322,7 +322,7 @@ def test_datasets_commands(db_url: str, tmp_path: Path) -> None:
     [
         (pd.DataFrame({"x": range(6), "y": list("aabbcc")}), "classification", "too_few_rows", "6 row(s)"),
         (
-            pd.DataFrame({"x": range(30), "y": ["a"] * 15 + ["b"] * 14 + ["c"]}),
+            pd.DataFrame({"x": [i % 7 for i in range(30)], "y": ["a"] * 15 + ["b"] * 14 + ["c"]}),
             "classification",
             "class_too_small",
             "'c'",
@@ -333,13 +333,27 @@ def test_datasets_commands(db_url: str, tmp_path: Path) -> None:
             "target_not_finite",
             "data row 4",
         ),
+        (
+            pd.DataFrame({"k": [1] * 30, "row": range(30), "y": ["a", "b"] * 15}),
+            "classification",
+            "no_features",
+            "'k' (a single value), 'row' (unique increasing integers)",
+        ),
     ],
-    ids=["six-rows", "one-row-class", "infinite-target"],
+    ids=["six-rows", "one-row-class", "infinite-target", "only-constant-and-id-columns"],
 )
 def test_data_a_job_cannot_use_is_named(frame: pd.DataFrame, task: str, rule: str, words: str) -> None:
     [problem] = target_problems(frame, "y", task, [], None)
-    assert (problem.code, problem.path, problem.rule) == ("DATASET_INVALID", "dataset.target", rule)
+    path = "dataset" if rule == "no_features" else "dataset.target"
+    assert (problem.code, problem.path, problem.rule) == ("DATASET_INVALID", path, rule)
     assert words in problem.message
+
+
+def test_columns_dropped_by_the_spec_leave_no_feature_is_named() -> None:
+    frame = pd.DataFrame({"x": [i % 7 for i in range(40)], "z": [0.5, 1.5] * 20, "y": ["a", "b"] * 20})
+    assert target_problems(frame, "y", "classification", ["z"], None) == []
+    [problem] = target_problems(frame, "y", "classification", ["x", "z"], None)
+    assert problem.rule == "no_features" and "keep columns out of `drop`" in problem.message
 
 
 def test_a_spec_its_data_cannot_serve_stores_nothing(tmp_path: Path) -> None:

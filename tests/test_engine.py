@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import text
 
 from automl.artifacts import ArtifactStore
+from automl.context import load_model
 from automl.errors import ArtifactCorrupt
-from automl.pipeline import load_model
 from automl.store import open_store
 from tests.conftest import DATA
 from tests.engine_helpers import run_spec, write_spec

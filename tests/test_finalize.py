@@ -13,7 +13,7 @@ from sklearn.metrics import log_loss
 from threadpoolctl import threadpool_limits
 
 from automl.artifacts import ArtifactStore
-from automl.pipeline import load_context, load_model
+from automl.context import load_context, load_model
 from automl.store import open_store
 from tests.engine_helpers import run_spec, write_spec
 

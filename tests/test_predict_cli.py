@@ -15,7 +15,7 @@ import pytest
 
 from automl import registry
 from automl.artifacts import ArtifactStore
-from automl.pipeline import load_model
+from automl.context import load_model
 from automl.predict import validate_records
 from automl.store import open_store
 from automl.store.base import Store

@@ -11,7 +11,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from automl.artifacts import ArtifactStore
-from automl.pipeline import load_context
+from automl.context import load_context
 from automl.registry import resolve
 from automl.store import open_store
 from tests.engine_helpers import run_spec, write_spec

@@ -19,7 +19,7 @@ from automl.artifacts import ArtifactStore
 from automl.errors import ArtifactCorrupt, ArtifactMissing, InputError, NotFound
 from automl.registry import parse_ref, previous_version_id, promote, resolve, rollback
 from automl.store.records import ModelVersionRecord
-from automl.store.sql import normalize_url
+from automl.store.urls import normalize_url
 from tests.store.test_contract import create_job, new_version
 
 REPO = Path(__file__).resolve().parents[1]

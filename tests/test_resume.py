@@ -99,7 +99,7 @@ def _succeeded_trials(url: str, job_id: int = 1) -> int:
 def _study_running(url: str, job_id: int) -> list[int]:
     import optuna
 
-    from automl.store.sql import normalize_url
+    from automl.store.urls import normalize_url
 
     study = optuna.load_study(study_name=f"automl-job-{job_id}", storage=normalize_url(url))
     return [t.number for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]

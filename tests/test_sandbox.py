@@ -68,3 +68,13 @@ def test_child_and_parent_converse() -> None:
 
     assert run_in_child(_conversation, (3,), time.monotonic() + 30, reply) == [0, 10, 20]
     assert seen == [0, 1, 2]
+
+
+def test_a_finished_child_is_not_left_defunct_once_the_work_ends() -> None:
+    from automl.sandbox import reap_finished
+
+    out = run_in_child(_echo, ("last",), time.monotonic() + 30)
+    pid = out["pid"]
+    reap_finished()  # what a worker's task does when it ends
+    with pytest.raises(ChildProcessError):  # reaped: no such child (a zombie would still be waitable)
+        os.waitpid(pid, os.WNOHANG)

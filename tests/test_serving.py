@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from fastapi.testclient import TestClient
 
 from automl import registry
 from automl.artifacts import ArtifactStore
-from automl.pipeline import load_model
+from automl.context import load_model
 from automl.serving import ServeSettings, create_app
 from automl.store import open_store
 from automl.store.base import Store
@@ -477,6 +478,17 @@ def _server_env(env: Env) -> dict[str, str]:
     }
 
 
+SERVER_PIDS: dict[str, int] = {}  # base URL -> pid of the `automl serve` process
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
 @contextmanager
 def _server(tmp_path: Path, server_env: dict[str, str], *options: str) -> Iterator[str]:
     """``automl serve`` on a free port in a subprocess; yields its base URL once /healthz answers."""
@@ -485,6 +497,7 @@ def _server(tmp_path: Path, server_env: dict[str, str], *options: str) -> Iterat
     with (tmp_path / "server.log").open("w") as log:
         command = [AUTOML, "serve", "--port", str(port), "--log-level", "warning", *options]
         server = subprocess.Popen(command, env=server_env, stdout=log, stderr=log)
+        SERVER_PIDS[base] = server.pid
         try:
             deadline = time.monotonic() + 90
             while True:
@@ -590,3 +603,48 @@ def test_loaded_models_are_made_single_threaded_without_changing_predictions() -
     fitted = [model, *model.estimators_, model.estimators_[0][-1]]
     assert [m.n_jobs for m in fitted if hasattr(m, "n_jobs")] == [1, 1, 1]
     assert np.allclose(model.predict_proba(X), before) and (model.predict(X) == before.argmax(axis=1)).all()
+
+
+def test_oversized_requests_in_parallel_leave_a_real_server_small(env: Env, tmp_path: Path) -> None:
+    """Four 57 MB bodies at once against `automl serve` (default 16 MiB limit): each is answered 413
+    without being read whole, and the server's memory stays where it was (it grew by 745 MB when
+    such bodies were parsed)."""
+    _, records = _rows("titanic", 1)
+    one = json.dumps(records[0]).encode()
+    body = b'{"records": [' + b",".join([one] * (57_000_000 // (len(one) + 1))) + b"]}"
+    assert len(body) > 50_000_000
+    with _server(tmp_path, _server_env(env)) as base:
+        pid = SERVER_PIDS[base]
+        warm = httpx2.post(f"{base}/v1/models/titanic/predict", json={"records": records}, timeout=60)
+        assert warm.status_code == 200  # the model is loaded: what follows is the requests' own cost
+        before = _rss_mb(pid)
+        peak = before
+        stop = threading.Event()
+
+        def watch() -> None:
+            nonlocal peak
+            while not stop.is_set():
+                peak = max(peak, _rss_mb(pid))
+                time.sleep(0.01)
+
+        def send(_: int) -> tuple[int, str]:
+            answer = httpx2.post(
+                f"{base}/v1/models/titanic/predict",
+                content=body,
+                headers={"content-type": "application/json"},
+                timeout=120,
+            )
+            return answer.status_code, answer.json()["code"]
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                answers = list(pool.map(send, range(4)))
+        finally:
+            stop.set()
+            watcher.join()
+        assert answers == [(413, "BODY_TOO_LARGE")] * 4
+        assert peak - before < 100, (before, peak)  # MB; a parsed body alone would be several times 57
+        after = httpx2.post(f"{base}/v1/models/titanic/predict", json={"records": records}, timeout=60)
+        assert after.status_code == 200  # and it still answers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -228,3 +229,34 @@ def test_an_all_rows_refit_of_boosted_trees_is_never_cut_short(tmp_path: object)
     free_model = arts.get_object(free["key"], free["sha256"]).named_steps["model"]
     assert late["rows"] == free["rows"] == len(data.y) + len(data.y_holdout)
     assert late_model.n_rounds_ == free_model.n_rounds_ > 10
+
+
+def test_a_longer_wall_after_submission_keeps_the_jobs_folds_and_candidates(tmp_path: Any) -> None:
+    """A resume may extend a job's wall (jobs.time_budget_s); the plan follows the budget the job
+    was submitted with, so trials run before and after the resume are scored on the same folds."""
+    from automl.artifacts import ArtifactStore
+    from automl.context import load_context
+    from automl.pipeline import submit_job
+    from automl.spec import parse_spec
+    from automl.store import open_store
+
+    frame = _frame(54_000, 9)
+    assert choose_validation(43_200, 9, 60.0).scheme == "holdout"
+    assert choose_validation(43_200, 9, 3600.0).scheme == "cv"
+    frame.to_csv(tmp_path / "wide.csv", index=False)
+    raw = {
+        "spec_version": 1, "name": "resumed", "task": "classification", "seed": 0,
+        "dataset": {"path": "wide.csv", "target": "y"}, "budget": {"time_s": 60},
+    }  # fmt: skip
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    arts = ArtifactStore(tmp_path / "art")
+    job = submit_job(store, arts, parse_spec(raw, base_dir=tmp_path))
+    before = load_context(store, arts, job.id)
+    store.update_job(job.id, time_budget_s=3600.0)  # what `automl jobs resume --time 3540` writes
+    after = load_context(store, arts, job.id)
+    assert before.data.validation == after.data.validation
+    assert before.data.validation.scheme == "holdout"
+    assert len(before.data.folds) == len(after.data.folds) == 1
+    (train_before, valid_before), (train_after, valid_after) = before.data.folds[0], after.data.folds[0]
+    assert np.array_equal(train_before, train_after) and np.array_equal(valid_before, valid_after)
+    assert before.families == after.families

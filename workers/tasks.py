@@ -12,6 +12,7 @@ from typing import Any
 from celery import shared_task
 
 from automl.fleet import DEFAULT_PARALLEL, Dispatch, retryable_errors
+from automl.sandbox import reap_finished
 
 RETRY = {
     "autoretry_for": retryable_errors(),
@@ -51,9 +52,12 @@ def run_trials(job_id: int) -> str:
     from automl import fleet
 
     settings, store, artifacts = _context()
-    return fleet.run_trials(
-        store, artifacts, job_id, settings.database_url, _dispatch(), settings.trial_slice_s, settings.trial_lease_s
-    )
+    try:
+        return fleet.run_trials(
+            store, artifacts, job_id, settings.database_url, _dispatch(), settings.trial_slice_s, settings.trial_lease_s
+        )
+    finally:
+        reap_finished()  # the last trial's process is not left defunct until the next task
 
 
 @shared_task(name="automl.finalize", **RETRY)
@@ -61,4 +65,7 @@ def finalize(job_id: int) -> str:
     from automl import fleet
 
     _, store, artifacts = _context()
-    return fleet.finalize(store, artifacts, job_id)
+    try:
+        return fleet.finalize(store, artifacts, job_id)
+    finally:
+        reap_finished()

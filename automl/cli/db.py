@@ -14,7 +14,7 @@ def upgrade(revision: str = typer.Option("head", help="Target revision.")) -> No
     """Upgrade the store at AUTOML_DATABASE_URL to the newest schema (or --revision)."""
     from automl.config import redact_url
     from automl.store import schema
-    from automl.store.sql import make_engine, normalize_url
+    from automl.store.urls import make_engine, normalize_url
 
     url = normalize_url(settings().database_url)
     engine = make_engine(url)
@@ -31,7 +31,7 @@ def upgrade(revision: str = typer.Option("head", help="Target revision.")) -> No
 def downgrade(revision: str = typer.Argument(..., help="Target revision, or 'base' for an empty schema.")) -> None:
     """Downgrade the store schema to REVISION (data in dropped tables is lost)."""
     from automl.store import schema
-    from automl.store.sql import make_engine, normalize_url
+    from automl.store.urls import make_engine, normalize_url
 
     url = normalize_url(settings().database_url)
     engine = make_engine(url)
@@ -47,7 +47,7 @@ def current() -> None:
     """Print the store's schema revision and the newest one this version knows."""
     from automl.config import redact_url
     from automl.store import schema
-    from automl.store.sql import make_engine, normalize_url
+    from automl.store.urls import make_engine, normalize_url
 
     url = normalize_url(settings().database_url)
     engine = make_engine(url)

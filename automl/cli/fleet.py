@@ -207,7 +207,7 @@ def resume(
     """
     from automl import fleet
     from automl.spec import MAX_TIME_S
-    from automl.store.sql import is_sqlite
+    from automl.store.urls import is_sqlite
 
     if time_s is not None and not 0 < time_s <= MAX_TIME_S:  # also refuses nan
         from automl.errors import InputError

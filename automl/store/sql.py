@@ -6,10 +6,9 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +27,7 @@ from automl.store.tables import (
     ModelVersionRow,
     RunRow,
 )
+from automl.store.urls import is_sqlite, make_engine, normalize_url
 
 R = TypeVar("R")
 
@@ -39,39 +39,6 @@ _LIST_HINTS = {
     "run": "a job's runs are listed by `automl leaderboard JOB_ID`",
     "model version": "list a model's versions with `automl models versions NAME` (the names: `automl models list`)",
 }
-
-
-def normalize_url(url: str) -> str:
-    """Use psycopg 3 for PostgreSQL URLs given without a driver."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
-
-
-def is_sqlite(url: str) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
-
-
-def make_engine(url: str) -> Engine:
-    """An engine with pre-ping (survives server restarts) and SQLite made safe for concurrency."""
-    url = normalize_url(url)
-    if is_sqlite(url):
-        database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30}, pool_pre_ping=True)
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_recycle=1800)
 
 
 def _utc(value: datetime | None) -> datetime | None:

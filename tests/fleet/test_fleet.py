@@ -61,7 +61,7 @@ def test_submit_runs_on_a_worker_process(fleet: Fleet, tmp_path: Path) -> None:
 def test_two_workers_share_one_study_and_one_runs_table(fleet: Fleet, tmp_path: Path) -> None:
     import optuna
 
-    from automl.store.sql import normalize_url
+    from automl.store.urls import normalize_url
 
     fleet.start_worker()
     fleet.start_worker()
@@ -81,7 +81,7 @@ def test_two_workers_share_one_study_and_one_runs_table(fleet: Fleet, tmp_path: 
 def test_a_worker_killed_mid_trial_loses_no_job(fleet: Fleet, tmp_path: Path) -> None:
     import optuna
 
-    from automl.store.sql import normalize_url
+    from automl.store.urls import normalize_url
 
     first = fleet.start_worker()
     fleet.start_worker()

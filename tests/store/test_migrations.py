@@ -23,8 +23,9 @@ from automl.store.schema import (
     head_revision,
     upgrade,
 )
-from automl.store.sql import SqlStore, make_engine, normalize_url
+from automl.store.sql import SqlStore
 from automl.store.tables import Base
+from automl.store.urls import make_engine, normalize_url
 
 OUR_TABLES = set(Base.metadata.tables)
 OUR_VIEWS = {"leaderboard", "model_version_summary"}
