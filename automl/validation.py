@@ -113,6 +113,8 @@ def make_folds(
     reward models that memorize (on titanic 12 % of the rows are copies of another)."""
     from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
+    if groups is not None and len(groups) != len(y):
+        raise ValueError(f"make_folds: {len(groups)} group keys for {len(y)} rows; give one key per row")
     stratify = classification and np.bincount(y).min() >= max(validation.folds, 2)
     index = np.arange(len(y))
     assign = np.zeros(len(y), dtype=int)  # each row's validation fold
@@ -133,7 +135,7 @@ def make_folds(
         )
         for k, (_, valid) in enumerate(splitter.split(np.zeros(len(y)), y)):
             assign[valid] = k
-    if groups is not None and len(groups) == len(y):
+    if groups is not None:
         assign = same_fold_for_same_key(assign, groups)
     if validation.scheme == "holdout":
         return [(index[assign != 0], index[assign == 0])]

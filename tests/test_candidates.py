@@ -23,8 +23,9 @@ from automl.candidates.svm import CalibratedSVC
 from automl.errors import InputError
 from automl.preprocessing import FeaturePlan, plan_features
 from automl.profile import DatasetProfile, profile_frame, with_target
+from tests.conftest import SHARED_DATASETS
 
-DATASETS = "/work/shared/datasets"
+DATASETS = str(SHARED_DATASETS)
 TASKS = {
     "binary": ("titanic", "survived"),
     "multiclass": ("penguins", "species"),

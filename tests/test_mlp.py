@@ -29,8 +29,9 @@ from automl.candidates.mlp import (
 from automl.errors import ArtifactCorrupt
 from automl.preprocessing import plan_features
 from automl.profile import profile_frame, with_target
+from tests.conftest import SHARED_DATASETS
 
-DATASETS = Path("/work/shared/datasets")
+DATASETS = SHARED_DATASETS
 TASKS = {
     "binary": ("titanic", "survived"),
     "multiclass": ("penguins", "species"),

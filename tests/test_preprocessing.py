@@ -17,8 +17,9 @@ from automl.preprocessing import (
     plan_features,
 )
 from automl.profile import DatasetProfile, profile_frame, with_target
+from tests.conftest import SHARED_DATASETS
 
-DATASETS = "/work/shared/datasets"
+DATASETS = str(SHARED_DATASETS)
 STYLES = ("scaled", "tree", "native")
 
 

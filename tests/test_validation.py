@@ -208,6 +208,8 @@ def test_copies_of_a_row_share_one_fold(scheme: str, folds: int) -> None:
         assert sorted(np.concatenate([v for _, v in grouped]).tolist()) == list(range(len(y)))
         sizes = [len(v) for _, v in grouped]
         assert max(sizes) - min(sizes) < 0.25 * len(y) / folds
+    with pytest.raises(ValueError, match="one key per row"):  # keys of other rows are not ignored
+        make_folds(y, Validation(scheme, folds, "test"), True, seed=3, groups=keys[:-1])
 
 
 @pytest.mark.slow

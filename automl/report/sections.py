@@ -1,33 +1,30 @@
-"""The job report: one self-contained HTML file that explains a job, from its spec to its model.
-
-:func:`build_report` reads the store, the job's Optuna study and the final model version, and
-renders ``templates/report.html.j2`` (Jinja2, autoescaped: column names, class labels and error
-messages are user data). Figures are PNGs embedded as data URIs and the page's
-Content-Security-Policy forbids loading anything else, so the file can be mailed or archived.
-
-A job that did not succeed still gets a report of what exists; every section that has nothing to
-show says why. The holdout sections predict with the final model in this process: the report is
-built at the end of a CLI command, which never forks afterwards (model code is otherwise kept in
-forked children, see :mod:`automl.sandbox`).
+"""Sections of the job report: what each part of the page shows, read from the store, the job's
+Optuna study and its final model (permutation importance and holdout diagnostics are computed here).
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import math
 import warnings
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from automl.artifacts import ArtifactStore
-from automl.errors import AutomlError, InputError
+from automl.report.figures import (
+    MAX_BARS,
+    Plot,
+    bars,
+    confusion,
+    curves,
+    new_figure,
+    png,
+    regression_plots,
+    short_text,
+)
 from automl.store.base import Store
 from automl.store.records import JobRecord, ModelVersionRecord, RunRecord
 
@@ -35,17 +32,7 @@ MIN_IMPORTANCE_TRIALS = 5  # completed trials Optuna's importance evaluator need
 PERMUTATION_ROWS = 2000  # holdout rows permutation importance is computed on (a seeded sample above it)
 PERMUTATION_REPEATS = 5  # fewer (down to 2) when that many would take past PERMUTATION_BUDGET_S
 PERMUTATION_BUDGET_S = 30.0
-MAX_CURVE_CLASSES = 10  # one-vs-rest ROC/PR curves drawn for at most this many classes
-MAX_BARS = 20
 MAX_CURVE_RUNS = 12  # MLP trials drawn in the learning curves (best first)
-
-
-@dataclass(frozen=True)
-class Plot:
-    """A rendered figure: a ``data:image/png;base64,...`` URI and its text alternative."""
-
-    uri: str
-    alt: str
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -64,33 +51,11 @@ def fmt(value: Any, digits: int = 4) -> str:
     return f"{v:.{digits}g}"
 
 
-def _text(value: Any, limit: int = 40) -> str:
-    """A label for matplotlib: short, and with ``$`` escaped so it is never parsed as mathtext."""
-    text = str(value)
-    text = text if len(text) <= limit else text[: limit - 1] + "…"
-    return text.replace("$", r"\$")
-
-
-def _figure(width: float = 6.4, height: float = 4.0, ncols: int = 1) -> tuple[Any, Any]:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)  # render with Agg whatever the process's default backend is
-    return fig, fig.subplots(1, ncols, squeeze=False)[0]
-
-
-def _png(fig: Any, alt: str) -> Plot:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    return Plot("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), alt)
-
-
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     return None if start is None or end is None else (end - start).total_seconds()
 
 
-def _why_missing(job: JobRecord) -> str:
+def why_missing(job: JobRecord) -> str:
     """Why a job has no model (and so no holdout sections)."""
     if job.status in ("queued", "running"):
         return f"the job is still {job.status}, so there is no final model yet"
@@ -103,7 +68,7 @@ def _why_missing(job: JobRecord) -> str:
 # -- spec, profile, selection ---------------------------------------------------------------------
 
 
-def _overview(store: Store, job: JobRecord, version: ModelVersionRecord | None) -> dict[str, Any]:
+def overview_section(store: Store, job: JobRecord, version: ModelVersionRecord | None) -> dict[str, Any]:
     dataset = store.get_dataset(job.dataset_id)
     summary = job.summary or {}
     timing = summary.get("timing") or {}
@@ -119,7 +84,7 @@ def _overview(store: Store, job: JobRecord, version: ModelVersionRecord | None) 
     }
 
 
-def _profile(store: Store, job: JobRecord) -> dict[str, Any]:
+def profile_section(store: Store, job: JobRecord) -> dict[str, Any]:
     profile = job.profile
     source = "job"
     if not profile:  # the job never started: the dataset's own profile, without the target analysis
@@ -150,7 +115,7 @@ def _profile(store: Store, job: JobRecord) -> dict[str, Any]:
 # -- leaderboard, history, families, ensemble -----------------------------------------------------
 
 
-def _leaderboard(store: Store, job: JobRecord, runs: list[RunRecord]) -> list[dict[str, Any]]:
+def leaderboard_section(store: Store, job: JobRecord, runs: list[RunRecord]) -> list[dict[str, Any]]:
     by_id = {r.id: r for r in runs}
     rows = []
     for row in store.leaderboard(job.id):
@@ -161,7 +126,7 @@ def _leaderboard(store: Store, job: JobRecord, runs: list[RunRecord]) -> list[di
     return rows
 
 
-def _history(job: JobRecord, runs: list[RunRecord]) -> Plot | None:
+def history_section(job: JobRecord, runs: list[RunRecord]) -> Plot | None:
     import matplotlib
 
     trials = sorted(
@@ -175,11 +140,11 @@ def _history(job: JobRecord, runs: list[RunRecord]) -> Plot | None:
     def xs(chosen: list[RunRecord]) -> list[float | None]:
         return [_seconds(start, r.finished_at) for r in chosen]
 
-    fig, (ax,) = _figure(7.5, 4.0)
+    fig, (ax,) = new_figure(7.5, 4.0)
     cmap = matplotlib.colormaps["tab10"]
     for i, family in enumerate(sorted({r.family for r in scored})):
         mine = [r for r in scored if r.family == family]
-        ax.scatter(xs(mine), [r.cv_score for r in mine], color=cmap(i % 10), label=_text(family), s=28, zorder=3)
+        ax.scatter(xs(mine), [r.cv_score for r in mine], color=cmap(i % 10), label=short_text(family), s=28, zorder=3)
     pruned = [r for r in trials if r.status == "pruned" and r.cv_score is not None]
     if pruned:
         ax.scatter(xs(pruned), [r.cv_score for r in pruned], marker="x", color="grey", label="pruned (partial)")
@@ -190,23 +155,13 @@ def _history(job: JobRecord, runs: list[RunRecord]) -> Plot | None:
         best.append(score if better else best[-1])
     ax.step(xs(scored), best, where="post", color="black", lw=1.2, label="best so far", zorder=4)
     ax.set_xlabel("seconds since the first trial started")
-    ax.set_ylabel(f"CV {_text(job.metric)} ({'higher' if job.greater_is_better else 'lower'} is better)")
+    ax.set_ylabel(f"CV {short_text(job.metric)} ({'higher' if job.greater_is_better else 'lower'} is better)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    return _png(fig, f"CV {job.metric} of {len(scored)} successful trials over time, with the best so far")
+    return png(fig, f"CV {job.metric} of {len(scored)} successful trials over time, with the best so far")
 
 
-def _bars(labels: list[str], values: list[float], xlabel: str, alt: str, errors: list[float] | None = None) -> Plot:
-    fig, (ax,) = _figure(6.4, 0.6 + 0.3 * len(labels))
-    positions = np.arange(len(labels))[::-1]
-    ax.barh(positions, values, xerr=errors, color="#4c72b0", ecolor="#333333", capsize=2)
-    ax.set_yticks(positions, [_text(label) for label in labels])
-    ax.set_xlabel(xlabel)
-    ax.grid(axis="x", alpha=0.3)
-    return _png(fig, alt)
-
-
-def _families(job: JobRecord, runs: list[RunRecord]) -> dict[str, Any]:
+def families_section(job: JobRecord, runs: list[RunRecord]) -> dict[str, Any]:
     trials = [r for r in runs if r.kind == "trial"]
     selected = [c["family"] for c in (job.selection or []) if c.get("selected")]
     families = list(dict.fromkeys([*selected, *(r.family for r in trials)]))
@@ -223,16 +178,16 @@ def _families(job: JobRecord, runs: list[RunRecord]) -> dict[str, Any]:
     scored = sorted((r for r in rows if r["best"] is not None), key=lambda r: sign * float(r["best"].cv_score))
     plot = None
     if scored:
-        plot = _bars(
+        plot = bars(
             [r["family"] for r in scored],
             [float(r["best"].cv_score) for r in scored],
-            f"best CV {_text(job.metric)}",
+            f"best CV {short_text(job.metric)}",
             f"best CV {job.metric} per model family",
         )
     return {"rows": rows, "plot": plot}
 
 
-def _ensemble(job: JobRecord, runs: list[RunRecord]) -> dict[str, Any]:
+def ensemble_section(job: JobRecord, runs: list[RunRecord]) -> dict[str, Any]:
     summary = job.summary or {}
     by_id = {r.id: r for r in runs}
     ensemble = summary.get("ensemble")
@@ -265,7 +220,7 @@ def _importance_notes(messages: list[str]) -> list[str]:
     return notes
 
 
-def _importances(job: JobRecord, runs: list[RunRecord], database_url: str) -> dict[str, Any]:
+def importances_section(job: JobRecord, runs: list[RunRecord], database_url: str) -> dict[str, Any]:
     # Opening a study creates it when missing: only open one the job's trials were drawn from.
     if job.study_name is None:
         return {"message": "the job never started tuning, so it has no Optuna study"}
@@ -291,7 +246,7 @@ def _importances(job: JobRecord, runs: list[RunRecord], database_url: str) -> di
             return {"message": f"Optuna could not compute parameter importances: {exc}"}
     notes = _importance_notes(sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)}))
     rows = list(importances.items())
-    plot = _bars(
+    plot = bars(
         [name for name, _ in rows[:MAX_BARS]],
         [value for _, value in rows[:MAX_BARS]],
         "importance (normalised to sum to 1)",
@@ -311,81 +266,15 @@ def _predict(model: Any, X: Any, task: str) -> np.ndarray:
     return np.asarray(model.predict_proba(X), dtype=float)
 
 
-def _confusion(classes: list[Any], y: np.ndarray, proba: np.ndarray) -> tuple[list[list[int]], Plot]:
-    from sklearn.metrics import confusion_matrix
-
-    cm = confusion_matrix(y, proba.argmax(axis=1), labels=list(range(len(classes))))
-    size = min(3.0 + 0.45 * len(classes), 12.0)
-    fig, (ax,) = _figure(size, size * 0.85)
-    ax.imshow(cm, cmap="Blues")
-    labels = [_text(c, 20) for c in classes]
-    ax.set_xticks(range(len(classes)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    threshold = cm.max() / 2 if cm.size else 0
-    for (i, j), value in np.ndenumerate(cm):
-        ax.text(j, i, str(value), ha="center", va="center", color="white" if value > threshold else "black")
-    return [[int(v) for v in row] for row in cm], _png(fig, "confusion matrix of the holdout rows")
-
-
-def _curves(classes: list[Any], y: np.ndarray, proba: np.ndarray) -> tuple[Plot | None, Plot | None, list[str]]:
-    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
-
-    if len(classes) == 2:
-        wanted, notes = [1], [f"positive class: {classes[1]}"]
-    else:
-        wanted, notes = list(range(len(classes)))[:MAX_CURVE_CLASSES], ["one curve per class, one-vs-rest"]
-        if len(classes) > MAX_CURVE_CLASSES:
-            notes.append(f"only the first {MAX_CURVE_CLASSES} of {len(classes)} classes are drawn")
-    shown = [k for k in wanted if 0 < int(np.sum(y == k)) < len(y)]  # a curve needs both outcomes
-    if not shown:
-        return None, None, ["the holdout rows hold a single class: ROC and precision–recall are undefined"]
-    roc_fig, (roc_ax,) = _figure(5.2, 4.4)
-    pr_fig, (pr_ax,) = _figure(5.2, 4.4)
-    for k in shown:
-        truth = (y == k).astype(int)
-        fpr, tpr, _ = roc_curve(truth, proba[:, k])
-        precision, recall, _ = precision_recall_curve(truth, proba[:, k])
-        roc_ax.plot(fpr, tpr, lw=1.5, label=f"{_text(classes[k], 20)} (AUC {auc(fpr, tpr):.3f})")
-        ap = average_precision_score(truth, proba[:, k])
-        pr_ax.plot(recall, precision, lw=1.5, label=f"{_text(classes[k], 20)} (AP {ap:.3f})")
-    roc_ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
-    roc_ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.02))
-    pr_ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
-    for ax in (roc_ax, pr_ax):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
-    return _png(roc_fig, "ROC curves on the holdout"), _png(pr_fig, "precision–recall curves on the holdout"), notes
-
-
-def _regression_plots(y: np.ndarray, pred: np.ndarray, target: str) -> tuple[Plot, Plot]:
-    residuals = y - pred
-    fig, (ax,) = _figure(5.0, 4.0)
-    ax.scatter(pred, residuals, s=12, alpha=0.6, color="#4c72b0")
-    ax.axhline(0.0, color="black", lw=1)
-    ax.set(xlabel=f"predicted {_text(target)}", ylabel="residual (actual − predicted)")
-    ax.grid(alpha=0.3)
-    residual_plot = _png(fig, "residuals against predictions on the holdout")
-    fig, (ax,) = _figure(4.6, 4.0)
-    ax.scatter(y, pred, s=12, alpha=0.6, color="#4c72b0")
-    low, high = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
-    ax.plot([low, high], [low, high], ls="--", color="black", lw=1, label="perfect prediction")
-    ax.set(xlabel=f"actual {_text(target)}", ylabel=f"predicted {_text(target)}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return residual_plot, _png(fig, "predicted against actual values on the holdout")
-
-
 def _diagnostics(job: JobRecord, data: Any, y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
     if job.task == "regression":
-        residuals, versus = _regression_plots(y, pred, data.profile.target.name if data.profile.target else "target")
+        residuals, versus = regression_plots(y, pred, data.profile.target.name if data.profile.target else "target")
         error = y - pred
         stats = {"rows": len(y), "mean residual": float(np.mean(error)), "max |residual|": float(np.max(np.abs(error)))}
         return {"kind": "regression", "residuals": residuals, "versus": versus, "stats": stats}
     classes = list(data.classes or [])
-    matrix, confusion_plot = _confusion(classes, y, pred)
-    roc, pr, notes = _curves(classes, y, pred)
+    matrix, confusion_plot = confusion(classes, y, pred)
+    roc, pr, notes = curves(classes, y, pred)
     return {
         "kind": "classification",
         "classes": classes,
@@ -434,10 +323,10 @@ def _permutation(job: JobRecord, data: Any, model: Any) -> dict[str, Any]:
     )
     top = rows[:MAX_BARS]
     change = "decrease" if metric.greater_is_better else "increase"
-    plot = _bars(
+    plot = bars(
         [r[0] for r in top],
         [r[1] for r in top],
-        f"{change} in {_text(metric.name)} when shuffled",
+        f"{change} in {short_text(metric.name)} when shuffled",
         "permutation feature importance on the holdout",
         errors=[r[2] for r in top],
     )
@@ -451,7 +340,9 @@ def _permutation(job: JobRecord, data: Any, model: Any) -> dict[str, Any]:
     }
 
 
-def _final_model(store: Store, artifacts: ArtifactStore, job: JobRecord, version: ModelVersionRecord) -> dict[str, Any]:
+def final_model_section(
+    store: Store, artifacts: ArtifactStore, job: JobRecord, version: ModelVersionRecord
+) -> dict[str, Any]:
     from automl.context import load_context, load_evaluation_model
 
     ctx = load_context(store, artifacts, job.id)
@@ -470,7 +361,7 @@ def _final_model(store: Store, artifacts: ArtifactStore, job: JobRecord, version
 # -- MLP learning curves --------------------------------------------------------------------------
 
 
-def _learning_curves(store: Store, job: JobRecord, runs: list[RunRecord]) -> dict[str, Any]:
+def learning_curves_section(store: Store, job: JobRecord, runs: list[RunRecord]) -> dict[str, Any]:
     mlp = [r for r in runs if r.kind == "trial" and r.family == "mlp"]
     if not mlp:
         return {"message": "this job has no MLP trials (model family 'mlp'), so there are no learning curves"}
@@ -492,86 +383,15 @@ def _learning_curves(store: Store, job: JobRecord, runs: list[RunRecord]) -> dic
     if not series:
         return {"message": f"the job's {len(mlp)} MLP trial(s) recorded no per-epoch metrics", "table": table}
     keys = sorted(series)[:4]
-    fig, axes = _figure(min(4.6 * len(keys), 11.0), 3.6, ncols=len(keys))
+    fig, axes = new_figure(min(4.6 * len(keys), 11.0), 3.6, ncols=len(keys))
     drawn = [r for r in mlp if any(r.id in series[k] for k in keys)][:MAX_CURVE_RUNS]
     for ax, key in zip(axes, keys, strict=False):
         for run in drawn:
             curve = series[key].get(run.id)
             if curve:
                 ax.plot([s for s, _ in curve], [v for _, v in curve], lw=1.2, label=f"trial {run.trial_number}")
-        ax.set(title=_text(key), xlabel="epoch")
+        ax.set(title=short_text(key), xlabel="epoch")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7, loc="best")
     alt = f"per-epoch {', '.join(keys)} of {len(drawn)} MLP trial(s)"
-    return {"plot": _png(fig, alt), "keys": keys, "table": table, "drawn": len(drawn), "total": len(mlp)}
-
-
-# -- the report -----------------------------------------------------------------------------------
-
-
-def _templates() -> Any:
-    from jinja2 import Environment, PackageLoader, StrictUndefined
-
-    env = Environment(loader=PackageLoader("automl", "templates"), autoescape=True, undefined=StrictUndefined)
-    env.filters["num"] = fmt
-    return env
-
-
-def build_report(store: Store, artifacts: ArtifactStore, job_id: int, database_url: str) -> str:
-    """The HTML report of one job. A missing job raises :class:`~automl.errors.NotFound`."""
-    job = store.get_job(job_id)
-    version = store.version_for_job(job_id)
-    runs = store.list_runs(job_id)
-    holdout: dict[str, Any] = {"message": _why_missing(job)}
-    model: dict[str, Any] = {"message": _why_missing(job)}
-    if version is not None:
-        metrics = store.list_metrics(model_version_id=version.id)
-        holdout = {
-            "metrics": [m for m in metrics if m.split == "holdout"],
-            "version": version,
-            "trained_on": (job.summary or {}).get("trained_on"),
-        }
-        try:
-            model = _final_model(store, artifacts, job, version)
-        except AutomlError as exc:  # e.g. the dataset or model artifact is gone: report the rest
-            model = {"message": f"the final model could not be evaluated here: {exc}"}
-    context = {
-        **_overview(store, job, version),
-        "generated_at": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "profile": _profile(store, job),
-        "selection": job.selection or [],
-        "leaderboard": _leaderboard(store, job, runs),
-        "history": _history(job, runs),
-        "importances": _importances(job, runs, database_url),
-        "families": _families(job, runs),
-        "ensemble": _ensemble(job, runs),
-        "holdout": holdout,
-        "model": model,
-        "curves": _learning_curves(store, job, runs),
-        "missing": _why_missing(job),
-    }
-    return str(_templates().get_template("report.html.j2").render(**context))
-
-
-def check_output(path: Path) -> Path:
-    """The absolute path a report will be written to; refuses one whose folder does not exist (so
-    ``automl run --report`` fails before the job, not after it)."""
-    path = Path(path).expanduser().resolve()
-    if not path.parent.is_dir():
-        raise InputError(
-            f"cannot write the report to {path}: the folder {path.parent} does not exist",
-            hint=f"create it first (mkdir -p {path.parent}) or give another path",
-        )
-    if path.is_dir():
-        raise InputError(f"cannot write the report to {path}: it is a folder", hint="give a file name ending in .html")
-    return path
-
-
-def write_report(store: Store, artifacts: ArtifactStore, job_id: int, database_url: str, path: Path) -> Path:
-    """Build the report and write it to ``path`` (atomically); returns the absolute path."""
-    path = check_output(path)
-    html = build_report(store, artifacts, job_id, database_url)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(html, encoding="utf-8")
-    partial.replace(path)
-    return path
+    return {"plot": png(fig, alt), "keys": keys, "table": table, "drawn": len(drawn), "total": len(mlp)}
