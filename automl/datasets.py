@@ -298,6 +298,31 @@ def target_problems(
     return problems
 
 
+# Preparing a column (profiling it for the spec check, the registration and the job, then encoding
+# it) costs about 0.5 ms on 2 cores whatever the rows (measured: 0.26 ms a column for one profile
+# and preparation of 10,000 and 40,000 columns x 60 rows). A job whose preparation alone would take
+# half its budget could not train: it is refused before it exists.
+PREPARE_S_PER_COLUMN = 0.0005
+
+
+def width_problems(columns: int, time_s: float | None) -> list[Problem]:
+    """A problem when preparing ``columns`` columns would take at least half of ``time_s``."""
+    if time_s is None or columns * PREPARE_S_PER_COLUMN < 0.5 * time_s:
+        return []
+    need = 2 * columns * PREPARE_S_PER_COLUMN
+    return [
+        Problem(
+            "DATASET_INVALID",
+            "dataset",
+            "too_wide_for_budget",
+            f"{columns:,} columns take about {columns * PREPARE_S_PER_COLUMN:.0f} s to prepare, half or more of "
+            f"the {time_s:g} s budget, which leaves no time to train; list the columns that are not features "
+            f"in `drop`, or raise budget.time_s to at least {need:.0f}",
+            columns,
+        )
+    ]
+
+
 MODELLED_KINDS = ("numeric", "categorical", "boolean", "datetime")  # free text, ids and constants are not
 
 
@@ -320,6 +345,13 @@ def _feature_problems(frame: pd.DataFrame, target: str, drop: list[str], id_colu
             "add columns that vary, or keep columns out of `drop`",
         )
     ]
+
+
+def check_width(frame: pd.DataFrame, drop: list[str], time_s: float | None) -> None:
+    kept = len(frame.columns) - len(set(drop) & set(map(str, frame.columns)))
+    problems = width_problems(kept, time_s)
+    if problems:
+        raise DatasetInvalid(problems[0].message, hint="fix the spec's dataset section or its budget")
 
 
 def check_target(frame: pd.DataFrame, target: str, task: str, drop: list[str], id_column: str | None) -> None:

@@ -50,7 +50,7 @@ def submit_job(
 ) -> JobRecord:
     """Register the dataset (by content, into the artifact store) and write a ``queued`` job.
     Command-line overrides are applied to ``loaded`` before (:meth:`LoadedSpec.with_overrides`)."""
-    from automl.datasets import check_target, load_registered, load_table, register_table
+    from automl.datasets import check_target, check_width, load_registered, load_table, register_table
     from automl.metrics import DEFAULT_METRIC, get_metric
     from automl.profile import resolve_task
 
@@ -61,12 +61,14 @@ def submit_job(
         # The table the spec was checked against, when it was (read once per submission).
         table = loaded.table if loaded.table is not None else load_table(path, spec.dataset.format)
         # Checked before the table is registered: a spec its data cannot serve leaves nothing behind.
+        check_width(table.frame, list(ds.drop), spec.budget.time_s)
         check_target(table.frame, ds.target, spec.task, list(ds.drop), ds.id_column)
         dataset, _ = register_table(store, artifacts, table)
         frame = table.frame
     else:
         dataset = store.get_dataset(int(spec.dataset.id or 0))
         frame = load_registered(dataset, artifacts)
+        check_width(frame, list(ds.drop), spec.budget.time_s)
         check_target(frame, ds.target, spec.task, list(ds.drop), ds.id_column)
     task = resolve_task(frame[ds.target], spec.task)
     document = spec.model_dump(mode="json")

@@ -372,3 +372,14 @@ def test_a_spec_its_data_cannot_serve_stores_nothing(tmp_path: Path) -> None:
     with pytest.raises(DatasetInvalid):
         submit_job(store, ArtifactStore(tmp_path / "art"), load_spec_file(tmp_path / "spec.json", check_data=False))
     assert store.list_datasets() == [] and store.list_jobs() == []
+
+
+def test_a_data_set_too_wide_to_prepare_within_the_budget_is_named() -> None:
+    from automl.datasets import PREPARE_S_PER_COLUMN, width_problems
+
+    assert width_problems(10_000, 20.0) == []  # about 5 s of 20: it trains
+    assert width_problems(10**6, None) == []  # no time budget: nothing to compare with
+    [problem] = width_problems(200_000, 60.0)
+    assert (problem.code, problem.path, problem.rule) == ("DATASET_INVALID", "dataset", "too_wide_for_budget")
+    assert "200,000 columns" in problem.message and "`drop`" in problem.message
+    assert f"at least {2 * 200_000 * PREPARE_S_PER_COLUMN:.0f}" in problem.message

@@ -78,6 +78,13 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+def _wide(rows: int, columns: int) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.integers(0, 3, size=(rows, columns)), columns=[f"c{i}" for i in range(columns)])
+    frame["y"] = np.where(frame["c0"] > 0, "a", "b")
+    return frame
+
+
 # (case id, spec document or text, data writer, extra CLI arguments, error code, what the message names)
 CASES: list[tuple[str, Any, Callable[[Path], None], list[str], str, str]] = [
     # 1. overrides meet the spec's rules
@@ -131,6 +138,14 @@ CASES: list[tuple[str, Any, Callable[[Path], None], list[str], str, str]] = [
         [],
         "DATASET_INVALID",
         "'k'",
+    ),
+    (
+        "too-wide-for-the-budget",
+        _spec(budget={"time_s": 10}),
+        _frame(_wide(60, 10_000)),
+        [],
+        "DATASET_INVALID",
+        "10,001 columns",
     ),
     (
         "missing-target",
