@@ -81,10 +81,13 @@ class SqlStore(Store):
     def _unavailable(self, exc: Exception) -> StoreUnavailable:
         shown = make_url(self.url).render_as_string(hide_password=True)
         detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        return StoreUnavailable(
-            f"cannot reach the metadata store at {shown}: {detail}",
-            hint="check that the database server is running and AUTOML_DATABASE_URL is right",
-        )
+        if not is_sqlite(self.url):
+            hint = "check that the database server is running and AUTOML_DATABASE_URL is right"
+        elif "locked" in detail or "busy" in detail:
+            hint = "another process held the SQLite file's write lock too long: retry, or use PostgreSQL"
+        else:
+            hint = "check that the SQLite file's folder exists and is writable, and AUTOML_DATABASE_URL is right"
+        return StoreUnavailable(f"cannot reach the metadata store at {shown}: {detail}", hint=hint)
 
     @contextmanager
     def _session(self) -> Iterator[Session]:

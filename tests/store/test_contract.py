@@ -7,6 +7,7 @@ import itertools
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -616,3 +617,18 @@ def test_settling_gives_back_a_slot_claimed_by_a_worker_that_died_before_drawing
     assert fleet.settle(store, job.id, dispatch, lease_s=60.0) == "continued"
     assert store.job_counters(job.id).trials_started == 1  # the lost slot is back
     assert asked == ["check_later", "run_trials"]
+
+
+def test_an_unreachable_store_names_the_cause_of_its_backend(tmp_path: Path) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    sqlite = SqlStore(f"sqlite:///{tmp_path / 'store.db'}", auto_upgrade=True)
+    locked = sqlite._unavailable(OperationalError("BEGIN", {}, Exception("database is locked")))
+    assert "write lock" in (locked.hint or "") and "server" not in (locked.hint or "")
+    other = sqlite._unavailable(OperationalError("SELECT", {}, Exception("unable to open database file")))
+    assert "writable" in (other.hint or "")
+    sqlite.close()
+    postgres = SqlStore.__new__(SqlStore)
+    postgres.url = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+    refused = postgres._unavailable(OperationalError("connect", {}, Exception("connection refused")))
+    assert "database server is running" in (refused.hint or "")
