@@ -152,7 +152,7 @@ def _role(row: dict[str, Any], registered: int | None, members: set[int]) -> str
 
 
 def _leaderboard_table(store: Any, job_id: int, top: int | None, family: str | None, output: str) -> None:
-    rows = store.leaderboard(job_id)
+    rows = [row.to_dict() for row in store.leaderboard(job_id)]  # with the CLI's own columns added below
     params = {r.id: r.params for r in store.list_runs(job_id)}
     summary = store.get_job(job_id).summary or {}
     version = store.version_for_job(job_id)
@@ -210,7 +210,7 @@ def leaderboard(
         store.get_job(job_id)
         _leaderboard_table(store, job_id, top, family, output)
         return
-    rows = store.version_summaries(str(model))
+    rows = [row.to_dict() for row in store.version_summaries(str(model))]
     if not rows:
         from automl.errors import NotFound
 

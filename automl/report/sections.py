@@ -119,10 +119,10 @@ def leaderboard_section(store: Store, job: JobRecord, runs: list[RunRecord]) -> 
     by_id = {r.id: r for r in runs}
     rows = []
     for row in store.leaderboard(job.id):
-        run = by_id.get(row["run_id"])
-        params = run.params if run is not None and row["kind"] == "trial" else {}
+        run = by_id.get(row.run_id)
+        params = run.params if run is not None and row.kind == "trial" else {}
         shown = ", ".join(f"{k}={fmt(v, 3)}" for k, v in params.items())
-        rows.append({**row, "params": shown, "error_message": run.error_message if run else None})
+        rows.append({**row.to_dict(), "params": shown, "error_message": run.error_message if run else None})
     return rows
 
 

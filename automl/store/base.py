@@ -28,6 +28,7 @@ from automl.store.records import (
     DatasetRecord,
     JobCounters,
     JobRecord,
+    LeaderboardRow,
     MetricRecord,
     ModelVersionRecord,
     NewDataset,
@@ -36,6 +37,7 @@ from automl.store.records import (
     NewModelVersion,
     RunRecord,
     RunResult,
+    VersionSummary,
 )
 
 
@@ -249,11 +251,11 @@ class Store(ABC):
 
     # -- views ----------------------------------------------------------------------------------
     @abstractmethod
-    def leaderboard(self, job_id: int) -> list[dict[str, Any]]:
+    def leaderboard(self, job_id: int) -> list[LeaderboardRow]:
         """Rows of the ``leaderboard`` SQL view for one job, best rank first."""
 
     @abstractmethod
-    def version_summaries(self, model_name: str) -> list[dict[str, Any]]:
+    def version_summaries(self, model_name: str) -> list[VersionSummary]:
         """Rows of the ``model_version_summary`` SQL view for one model, newest first."""
 
     # -- lifecycle ------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -181,3 +181,58 @@ class AliasEventRecord:
     reason: str | None
     details: dict[str, Any] | None
     created_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeaderboardRow:
+    """One row of the ``leaderboard`` SQL view: a run of a job, ranked by CV score among the
+    succeeded ones (``rank`` None for the others)."""
+
+    job_id: int
+    job_name: str
+    metric: str
+    rank: int | None
+    run_id: int
+    kind: str  # trial or ensemble
+    trial_number: int | None
+    family: str
+    status: str
+    cv_score: float | None
+    cv_std: float | None
+    holdout_score: float | None
+    fit_seconds: float | None
+    worker: str | None
+    error_code: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VersionSummary:
+    """One row of the ``model_version_summary`` SQL view: a model version with its job's scores,
+    winning family, dataset and trial count."""
+
+    version_id: int
+    model_name: str
+    version: int
+    job_id: int
+    task: str
+    metric: str
+    cv_score: float | None
+    holdout_score: float | None
+    winner_kind: str | None
+    winner_family: str | None
+    dataset_id: int
+    dataset_name: str
+    dataset_fingerprint: str
+    submitted_by: str | None
+    trials: int
+    artifact_uri: str
+    artifact_sha256: str
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

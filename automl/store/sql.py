@@ -41,6 +41,13 @@ _LIST_HINTS = {
 }
 
 
+def _view_row(record: type[R], row: dict[str, Any]) -> R:
+    """A view's row as its record: the record's columns (a view may gain columns in a later
+    revision; the record names those it promises)."""
+    names = {f.name for f in dataclasses.fields(record)}  # type: ignore[arg-type]
+    return record(**{k: v for k, v in row.items() if k in names})
+
+
 def _utc(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
@@ -539,18 +546,21 @@ class SqlStore(Store):
             return [_record(rec.AliasEventRecord, r) for r in s.scalars(query).all()]
 
     # -- views ----------------------------------------------------------------------------------
-    def leaderboard(self, job_id: int) -> list[dict[str, Any]]:
+    def leaderboard(self, job_id: int) -> list[rec.LeaderboardRow]:
         query = text(
             "SELECT * FROM leaderboard WHERE job_id = :job "
             "ORDER BY CASE WHEN rank IS NULL THEN 1 ELSE 0 END, rank, run_id"
         )
         with self._session() as s:
-            return [self._plain(row) for row in s.execute(query, {"job": job_id}).mappings()]
+            return [
+                _view_row(rec.LeaderboardRow, self._plain(row)) for row in s.execute(query, {"job": job_id}).mappings()
+            ]
 
-    def version_summaries(self, model_name: str) -> list[dict[str, Any]]:
+    def version_summaries(self, model_name: str) -> list[rec.VersionSummary]:
         query = text("SELECT * FROM model_version_summary WHERE model_name = :name ORDER BY version DESC")
         with self._session() as s:
-            return [self._plain(row) for row in s.execute(query, {"name": model_name}).mappings()]
+            rows = s.execute(query, {"name": model_name}).mappings()
+            return [_view_row(rec.VersionSummary, self._plain(row)) for row in rows]
 
     @staticmethod
     def _plain(row: Any) -> dict[str, Any]:

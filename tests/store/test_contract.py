@@ -517,16 +517,16 @@ def test_leaderboard_ranks_in_metric_direction(store: SqlStore, greater_is_bette
     store.finish_run(store.start_run(other.id, "trial", "x", {}, trial_number=0).id, RunResult(status="succeeded"))
 
     rows = store.leaderboard(job.id)
-    assert all(row["job_id"] == job.id for row in rows)
+    assert all(row.job_id == job.id for row in rows)
     order = [1, 2, 0] if greater_is_better else [0, 2, 1]
-    assert [row["run_id"] for row in rows[:3]] == [ids[n] for n in order]
-    assert [row["rank"] for row in rows[:3]] == [1, 2, 3]
-    assert [row["family"] for row in rows[:3]] == [f"family{n}" for n in order]
-    assert rows[0]["job_name"] == job.name and rows[0]["metric"] == job.metric
-    tail = {row["run_id"]: row for row in rows[3:]}
+    assert [row.run_id for row in rows[:3]] == [ids[n] for n in order]
+    assert [row.rank for row in rows[:3]] == [1, 2, 3]
+    assert [row.family for row in rows[:3]] == [f"family{n}" for n in order]
+    assert rows[0].job_name == job.name and rows[0].metric == job.metric
+    tail = {row.run_id: row for row in rows[3:]}
     assert set(tail) == {failed.id, pruned.id}
-    assert all(row["rank"] is None for row in tail.values())
-    assert tail[failed.id]["status"] == "failed" and tail[failed.id]["error_code"] == "TRIAL_FAILED"
+    assert all(row.rank is None for row in tail.values())
+    assert tail[failed.id].status == "failed" and tail[failed.id].error_code == "TRIAL_FAILED"
     assert store.leaderboard(999_999) == []
 
 
@@ -535,7 +535,7 @@ def test_leaderboard_ties_share_a_rank(store: SqlStore) -> None:
     for number, score in enumerate([0.8, 0.9, 0.9]):
         run = store.start_run(job.id, "trial", "lightgbm", {}, trial_number=number)
         store.finish_run(run.id, RunResult(status="succeeded", cv_score=score))
-    assert [row["rank"] for row in store.leaderboard(job.id)] == [1, 1, 3]
+    assert [row.rank for row in store.leaderboard(job.id)] == [1, 1, 3]
 
 
 def test_version_summaries_newest_first(store: SqlStore) -> None:
@@ -550,13 +550,13 @@ def test_version_summaries_newest_first(store: SqlStore) -> None:
     store.create_model_version(new_version(create_job(store).id, model_name="unrelated"))
 
     rows = store.version_summaries("summary")
-    assert [row["version"] for row in rows] == [2, 1]
-    assert [row["version_id"] for row in rows] == [versions[1].id, versions[0].id]
-    assert [row["winner_family"] for row in rows] == ["logistic", "lightgbm"]
-    assert [row["winner_kind"] for row in rows] == ["refit", "refit"]
-    assert [row["dataset_name"] for row in rows] == ["data-logistic", "data-lightgbm"]
-    assert [row["trials"] for row in rows] == [2, 2]
-    assert rows[0]["submitted_by"] == "tester" and rows[0]["artifact_sha256"] == "ab" * 32
+    assert [row.version for row in rows] == [2, 1]
+    assert [row.version_id for row in rows] == [versions[1].id, versions[0].id]
+    assert [row.winner_family for row in rows] == ["logistic", "lightgbm"]
+    assert [row.winner_kind for row in rows] == ["refit", "refit"]
+    assert [row.dataset_name for row in rows] == ["data-logistic", "data-lightgbm"]
+    assert [row.trials for row in rows] == [2, 2]
+    assert rows[0].submitted_by == "tester" and rows[0].artifact_sha256 == "ab" * 32
     assert store.version_summaries("nobody") == []
 
 
@@ -586,11 +586,11 @@ def test_view_timestamps_are_utc_datetimes(store: SqlStore) -> None:
     version = store.create_model_version(new_version(job.id, run_id=run.id))
 
     finished, running = store.leaderboard(job.id)
-    assert finished["started_at"] == store.get_run(run.id).started_at and is_utc(finished["started_at"])
-    assert finished["finished_at"] == store.get_run(run.id).finished_at and is_utc(finished["finished_at"])
-    assert is_utc(running["started_at"]) and running["finished_at"] is None
+    assert finished.started_at == store.get_run(run.id).started_at and is_utc(finished.started_at)
+    assert finished.finished_at == store.get_run(run.id).finished_at and is_utc(finished.finished_at)
+    assert is_utc(running.started_at) and running.finished_at is None
     (summary,) = store.version_summaries(version.model_name)
-    assert summary["created_at"] == version.created_at and is_utc(summary["created_at"])
+    assert summary.created_at == version.created_at and is_utc(summary.created_at)
 
 
 def test_settling_gives_back_a_slot_claimed_by_a_worker_that_died_before_drawing_its_trial(

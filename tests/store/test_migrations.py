@@ -167,7 +167,7 @@ def test_data_survives_newest_revision_down_and_up(db_url: str, engine: Engine) 
     store = open_sql_store(db_url)
     try:
         dataset_id, job_id, run_id, version_id = fill(store)
-        assert [row["run_id"] for row in store.leaderboard(job_id)] == [run_id]
+        assert [row.run_id for row in store.leaderboard(job_id)] == [run_id]
     finally:
         store.close()
 
@@ -183,8 +183,8 @@ def test_data_survives_newest_revision_down_and_up(db_url: str, engine: Engine) 
         assert again.get_run(run_id).cv_score == 0.97
         assert again.get_model_version(version_id).run_id == run_id
         board = again.leaderboard(job_id)
-        assert [(row["run_id"], row["rank"], row["family"]) for row in board] == [(run_id, 1, "lightgbm")]
-        assert [row["version_id"] for row in again.version_summaries("iris")] == [version_id]
+        assert [(row.run_id, row.rank, row.family) for row in board] == [(run_id, 1, "lightgbm")]
+        assert [row.version_id for row in again.version_summaries("iris")] == [version_id]
     finally:
         again.close()
 
