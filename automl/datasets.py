@@ -347,9 +347,14 @@ def _feature_problems(frame: pd.DataFrame, target: str, drop: list[str], id_colu
     ]
 
 
-def check_width(frame: pd.DataFrame, drop: list[str], time_s: float | None) -> None:
+def table_width_problems(frame: pd.DataFrame, drop: list[str], time_s: float | None) -> list[Problem]:
+    """:func:`width_problems` for the columns of ``frame`` that ``drop`` leaves."""
     kept = len(frame.columns) - len(set(drop) & set(map(str, frame.columns)))
-    problems = width_problems(kept, time_s)
+    return width_problems(kept, time_s)
+
+
+def check_width(frame: pd.DataFrame, drop: list[str], time_s: float | None) -> None:
+    problems = table_width_problems(frame, drop, time_s)
     if problems:
         raise DatasetInvalid(problems[0].message, hint="fix the spec's dataset section or its budget")
 

@@ -99,20 +99,11 @@ def _wait(pid: int, timeout: float) -> int | None:
 _exiting: set[int] = set()  # children that sent their result and are exiting: reaped later
 
 
-def _reap_exited() -> None:
-    for pid in list(_exiting):
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            done = pid
-        if done:
-            _exiting.discard(pid)
-
-
 def reap_finished(timeout_s: float = 5.0) -> None:
     """Wait (at most ``timeout_s`` each) for the children that sent their result and were exiting:
     a long-lived process (a fleet worker) calls this when its work ends, so no finished child stays
-    behind as a defunct process until the next piece of work."""
+    behind as a defunct process until the next piece of work. With 0, reap those already gone
+    (done before and after each child, without waiting)."""
     for pid in list(_exiting):
         try:
             if _wait(pid, timeout_s) is None:
@@ -173,7 +164,7 @@ class Child:
             self._close()
             if not finished:
                 self.kill()
-            _reap_exited()
+            reap_finished(0.0)
 
     def kill(self) -> None:
         """Stop the child now (it may be mid-fit) and reap it."""
@@ -195,7 +186,7 @@ def spawn(fn: Callable[..., Any], args: tuple[Any, ...]) -> Child:
     The fork is a plain ``os.fork`` rather than ``multiprocessing.Process``: a Celery prefork
     worker's processes are daemonic, and multiprocessing refuses children to those.
     """
-    _reap_exited()
+    reap_finished(0.0)
     parent_conn, child_conn = mp.Pipe(duplex=True)
     pid = os.fork()
     if pid == 0:  # the child: never return into the caller's stack

@@ -406,7 +406,7 @@ def _semantic_problems(raw: dict[str, Any], base_dir: Path) -> list[Problem]:
 def _dataset_problems(loaded: LoadedSpec) -> tuple[list[Problem], Any]:
     """Check the spec against its data file, when the spec points at a reachable file; returns the
     problems and the table read (None when there is no file to read)."""
-    from automl.datasets import load_table, target_problems, width_problems
+    from automl.datasets import load_table, table_width_problems, target_problems
     from automl.errors import AutomlError
 
     path = loaded.dataset_path()
@@ -417,8 +417,7 @@ def _dataset_problems(loaded: LoadedSpec) -> tuple[list[Problem], Any]:
         table = load_table(path, ds.format)
     except AutomlError as exc:
         return [Problem(exc.code, "dataset.path", "dataset_readable", str(exc), ds.path)], None
-    kept = len(table.frame.columns) - len(set(ds.drop) & set(map(str, table.frame.columns)))
-    problems = width_problems(kept, loaded.spec.budget.time_s)
+    problems = table_width_problems(table.frame, list(ds.drop), loaded.spec.budget.time_s)
     return problems + target_problems(table.frame, ds.target, loaded.spec.task, ds.drop, ds.id_column), table
 
 

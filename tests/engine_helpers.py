@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import DATA
+
+AUTOML = str(Path(sys.executable).with_name("automl"))
+
+
+def automl_in(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run an ``automl`` command as a user does, in ``tmp_path`` with its store and artifacts there."""
+    env = {
+        **os.environ,
+        "AUTOML_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+        "AUTOML_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+        "COLUMNS": "200",
+    }
+    return subprocess.run([AUTOML, *args], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
 
 
 def write_spec(tmp_path: Path, data_file: str, **fields: Any) -> Path:

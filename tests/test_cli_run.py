@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,21 +11,9 @@ import pandas as pd
 import pytest
 
 from tests.conftest import DATA
-from tests.engine_helpers import write_spec
+from tests.engine_helpers import automl_in, write_spec
 
 pytestmark = pytest.mark.slow  # whole jobs, worker or server processes: left out by `make test-fast`
-
-AUTOML = str(Path(sys.executable).with_name("automl"))
-
-
-def _automl(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "AUTOML_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
-        "AUTOML_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
-        "COLUMNS": "200",
-    }
-    return subprocess.run([AUTOML, *args], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
 
 
 CASES = [
@@ -55,11 +42,11 @@ def test_run_beats_a_trivial_baseline(tmp_path: Path, data_file: str, dataset: d
         candidates={"include": ["linear", "random_forest", "hist_gradient_boosting", "xgboost"]},
         cv={"folds": 3},
     )
-    result = _automl(tmp_path, "run", str(spec), "--trials", "6")
+    result = automl_in(tmp_path, "run", str(spec), "--trials", "6")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "registered" in result.stdout and "leaderboard of job 1" in result.stdout
 
-    shown = _automl(tmp_path, "jobs", "show", "1", "--json")
+    shown = automl_in(tmp_path, "jobs", "show", "1", "--json")
     job = json.loads(shown.stdout)
     assert job["status"] == "succeeded"
     holdout = job["summary"]["holdout"][check]
@@ -69,26 +56,26 @@ def test_run_beats_a_trivial_baseline(tmp_path: Path, data_file: str, dataset: d
     else:
         assert holdout <= 0.85 * baseline, (holdout, baseline)
 
-    board = _automl(tmp_path, "leaderboard", "1", "--format", "json")
+    board = automl_in(tmp_path, "leaderboard", "1", "--format", "json")
     rows = json.loads(board.stdout)
     assert rows[0]["rank"] == 1 and len([r for r in rows if r["kind"] == "trial"]) == 6
     # The leaderboard marks the row that became the version; the summary names it and why.
     registered = [r for r in rows if r["role"] == "registered"]
     assert len(registered) == 1 and registered[0]["run_id"] == job["summary"]["model"]["run_id"]
     assert "final model:" in result.stdout and "best single trial:" in result.stdout
-    csv_out = _automl(tmp_path, "leaderboard", "1", "--format", "csv", "--top", "3")
+    csv_out = automl_in(tmp_path, "leaderboard", "1", "--format", "csv", "--top", "3")
     assert csv_out.stdout.splitlines()[0].startswith("rank,run_id")
     assert len(csv_out.stdout.strip().splitlines()) == 4
-    versions = _automl(tmp_path, "leaderboard", "--model", "test-job", "--format", "json")
+    versions = automl_in(tmp_path, "leaderboard", "--model", "test-job", "--format", "json")
     assert json.loads(versions.stdout)[0]["version"] == 1
 
 
 def test_run_reports_a_bad_spec_with_exit_2_and_writes_nothing(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, "titanic.csv", dataset={"target": "survivd"}, task="classification")
-    result = _automl(tmp_path, "run", str(spec))
+    result = automl_in(tmp_path, "run", str(spec))
     assert result.returncode == 2
     assert "dataset.target" in result.stderr + result.stdout
-    listed = _automl(tmp_path, "jobs", "list", "--json")
+    listed = automl_in(tmp_path, "jobs", "list", "--json")
     assert json.loads(listed.stdout) == []
 
 
@@ -107,12 +94,12 @@ def test_run_refuses_a_bad_override_by_field_path_and_stores_nothing(
     tmp_path: Path, args: list[str], path: str
 ) -> None:
     spec = write_spec(tmp_path, "titanic.csv", dataset={"target": "survived"}, task="classification")
-    result = _automl(tmp_path, "run", str(spec), *args)
+    result = automl_in(tmp_path, "run", str(spec), *args)
     assert result.returncode == 2, result.stdout + result.stderr
     out = result.stdout + result.stderr
     assert path in out and f"from {args[0]}" in out and "Traceback" not in out
-    assert json.loads(_automl(tmp_path, "jobs", "list", "--json").stdout) == []
-    assert json.loads(_automl(tmp_path, "datasets", "list", "--json").stdout) == []
+    assert json.loads(automl_in(tmp_path, "jobs", "list", "--json").stdout) == []
+    assert json.loads(automl_in(tmp_path, "datasets", "list", "--json").stdout) == []
 
 
 def test_help_is_fast_and_loads_no_ml_library() -> None:
@@ -144,9 +131,9 @@ def test_labels_and_names_with_markup_or_escapes_are_printed_as_they_are(tmp_pat
         "candidates": {"include": ["linear"]}, "cv": {"folds": 3},
     }  # fmt: skip
     (tmp_path / "spec.json").write_text(json.dumps(spec))
-    result = _automl(tmp_path, "run", "spec.json", "--trials", "2", "--quiet")
+    result = automl_in(tmp_path, "run", "spec.json", "--trials", "2", "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr
-    shown = _automl(tmp_path, "jobs", "show", "1")
+    shown = automl_in(tmp_path, "jobs", "show", "1")
     assert shown.returncode == 0, shown.stdout + shown.stderr
     for out in (result.stdout, shown.stdout):
         assert "'[/]'" in out and "'[bold]b'" in out  # the confusion matrix's classes, verbatim
@@ -162,6 +149,6 @@ def test_labels_and_names_with_markup_or_escapes_are_printed_as_they_are(tmp_pat
     ids=["status", "family"],
 )
 def test_an_unknown_filter_value_is_refused_with_the_valid_ones(tmp_path: Path, args: list[str], valid: str) -> None:
-    result = _automl(tmp_path, *args)
+    result = automl_in(tmp_path, *args)
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"'{args[-1]}'" in result.stderr and valid in result.stderr

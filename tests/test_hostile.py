@@ -5,10 +5,7 @@ counts of every table before and after), whichever command met it."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,21 +16,11 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.conftest import DATA
+from tests.engine_helpers import automl_in
 
 pytestmark = pytest.mark.slow  # one `automl` process per case
 
-AUTOML = str(Path(sys.executable).with_name("automl"))
 TABLES = ("datasets", "jobs", "runs", "model_versions", "metrics", "model_aliases", "alias_events")
-
-
-def _automl(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "AUTOML_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
-        "AUTOML_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
-        "COLUMNS": "200",
-    }
-    return subprocess.run([AUTOML, *args], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
 
 
 def _counts(tmp_path: Path) -> dict[str, int]:
@@ -74,7 +61,7 @@ def _frame(frame: pd.DataFrame) -> Callable[[Path], None]:
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("seeded")
     (folder / "good.csv").write_bytes((DATA / "titanic.csv").read_bytes())
-    assert _automl(folder, "datasets", "add", "good.csv", "--target", "survived").returncode == 0
+    assert automl_in(folder, "datasets", "add", "good.csv", "--target", "survived").returncode == 0
     return folder
 
 
@@ -168,7 +155,7 @@ def test_bad_input_is_named_and_leaves_the_store_as_it_was(
     before = _counts(tmp_path)
     assert before["datasets"] == 1
     path = _write(tmp_path, spec, data)
-    result = _automl(tmp_path, "run", str(path), *args)
+    result = automl_in(tmp_path, "run", str(path), *args)
     out = result.stdout + result.stderr
     assert result.returncode == 2, out
     assert code in out and names in out, out
