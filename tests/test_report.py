@@ -23,10 +23,10 @@ import pandas as pd
 import pytest
 
 from tests.conftest import DATA
+from tests.engine_helpers import automl_in
 
 pytestmark = pytest.mark.slow  # whole jobs, worker or server processes: left out by `make test-fast`
 
-AUTOML = str(Path(sys.executable).with_name("automl"))
 FAST = ["linear", "random_forest", "hist_gradient_boosting"]
 HOSTILE = '<script>alert("x")</script> $x$ & co'  # a column name: HTML, mathtext and an ampersand
 SECTIONS = (
@@ -116,16 +116,6 @@ def check_images(section: Node, ids: list[str]) -> None:
 # -- the jobs -------------------------------------------------------------------------------------
 
 
-def _automl(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "AUTOML_DATABASE_URL": f"sqlite:///{home / 'store.db'}",
-        "AUTOML_ARTIFACT_ROOT": str(home / "artifacts"),
-        "COLUMNS": "200",
-    }
-    return subprocess.run([AUTOML, *args], capture_output=True, text=True, env=env, timeout=300, cwd=home)
-
-
 def _spec(folder: Path, frame: pd.DataFrame, **fields: Any) -> Path:
     folder.mkdir()
     frame.to_csv(folder / "data.csv", index=False)
@@ -170,11 +160,11 @@ def jobs(tmp_path_factory: pytest.TempPathFactory) -> Jobs:
         candidates={"include": ["random_forest"]},
     )
     runs = {
-        "binary": _automl(home, "run", str(binary), "-q", "--report", "binary.html"),
-        "regression": _automl(home, "run", str(regression), "-q"),
-        "failing": _automl(home, "run", str(failing), "-q", "--report", str(home / "failing.html")),
+        "binary": automl_in(home, "run", str(binary), "-q", "--report", "binary.html"),
+        "regression": automl_in(home, "run", str(regression), "-q"),
+        "failing": automl_in(home, "run", str(failing), "-q", "--report", str(home / "failing.html")),
     }
-    runs["report"] = _automl(home, "report", "2", "--output", "regression.html")
+    runs["report"] = automl_in(home, "report", "2", "--output", "regression.html")
     return Jobs(home, runs)
 
 
@@ -303,15 +293,15 @@ def test_a_missing_job_is_not_found(jobs: Jobs) -> None:
 
     with pytest.raises(NotFound, match="job 99 does not exist"):
         build_report(jobs.store(), ArtifactStore(jobs.home / "artifacts"), 99, f"sqlite:///{jobs.home / 'store.db'}")
-    result = _automl(jobs.home, "report", "99")
+    result = automl_in(jobs.home, "report", "99")
     assert result.returncode == 2 and "job 99 does not exist" in result.stderr
     assert not (jobs.home / "report-job-99.html").exists()
 
 
 def test_report_options_are_checked_before_any_work(jobs: Jobs) -> None:
-    result = _automl(jobs.home, "submit", str(jobs.home / "binary" / "spec.json"), "--report", "x.html")
+    result = automl_in(jobs.home, "submit", str(jobs.home / "binary" / "spec.json"), "--report", "x.html")
     assert result.returncode == 2 and "--report needs --wait" in result.stderr
-    result = _automl(jobs.home, "run", str(jobs.home / "binary" / "spec.json"), "--report", "no/such/dir/r.html")
+    result = automl_in(jobs.home, "run", str(jobs.home / "binary" / "spec.json"), "--report", "no/such/dir/r.html")
     assert result.returncode == 2 and "does not exist" in result.stderr
     assert len(jobs.store().list_jobs()) == 3  # neither command queued a job
 
