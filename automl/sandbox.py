@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import multiprocessing as mp
 import os
 import signal
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -216,3 +217,22 @@ def run_in_child(
     child works (to heartbeat). Raises ChildTimeout, ChildCrashed or ChildError.
     """
     return spawn(fn, args).wait(deadline, on_message, on_tick)
+
+
+@contextlib.contextmanager
+def openmp_single_threaded() -> Iterator[None]:
+    """Run OpenMP code of this process on one thread while the block runs.
+
+    For a process that forks trial children (the engine, a fleet worker) and loads or predicts with
+    a model itself (finalizing, the promotion gate, monitoring): GNU libgomp's thread pool does not
+    survive a fork, so once the parent has run a parallel region on two threads, the first
+    parallel region of a child forked after it (LightGBM building its data set, XGBoost, scikit-
+    learn's histogram boosting) waits forever. With one thread no pool is started. The libraries
+    are imported first, so that their OpenMP runtimes are among those limited."""
+    from threadpoolctl import threadpool_limits
+
+    for module in ("lightgbm", "xgboost", "sklearn.ensemble"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+    with threadpool_limits(limits=1, user_api="openmp"):
+        yield

@@ -426,10 +426,18 @@ def score_saved_model(channel: Channel, artifact_root: str, key: str, sha256: st
 
 
 def score_saved_models(
-    channel: Channel, artifact_root: str, models: list[tuple[str, str]], data: JobData, rows: np.ndarray
+    artifact_root: str, models: list[tuple[str, str]], data: JobData, rows: np.ndarray
 ) -> list[float]:
-    """Score saved models ``(key, sha256)`` on the holdout rows selected by the mask ``rows``."""
-    _limit_threads(data.n_jobs)
+    """Score saved models ``(key, sha256)`` on the holdout rows selected by the mask ``rows``.
+
+    In the calling process (on one thread), not a forked child: a child forked after the parent
+    ran OpenMP code on several threads hangs at its own (see
+    :func:`automl.sandbox.openmp_single_threaded`)."""
+    from automl.predict import single_threaded
+    from automl.sandbox import openmp_single_threaded
+
     store = ArtifactStore(artifact_root)
     X, y = data.X_holdout[rows], data.y_holdout[rows]
-    return [float(data.metric.score(y, _saved_prediction(store.get_object(k, sha), data, X))) for k, sha in models]
+    with openmp_single_threaded():
+        loaded = [single_threaded(store.get_object(k, sha)) for k, sha in models]
+        return [float(data.metric.score(y, _saved_prediction(model, data, X))) for model in loaded]

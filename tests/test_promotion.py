@@ -4,6 +4,7 @@ the new job's holdout), with both outcomes; on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,27 @@ def test_the_gate_compares_on_rows_neither_model_trained_on(db_url: str, tmp_pat
         if name == "b":  # the same rows: both were held out by the same row hash
             assert decision["compared"]["rows"] == champion_job.summary["holdout_split"]["rows"]
             assert gate_score == champion.holdout_score
+
+
+def test_if_better_with_lightgbm_on_both_sides_ends(tmp_path: Path) -> None:
+    """The gate scores champion and challenger after the finalizer has loaded the new model's
+    LightGBM members; loading LightGBM again in a forked child hung there (OpenMP does not survive
+    a fork) until a 900 s deadline. Two LightGBM jobs in a row: the second decides at once."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    artifacts = ArtifactStore(tmp_path / "artifacts")
+    store = open_store(url, auto_upgrade=True)
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        folder.mkdir()
+        spec = write_spec(
+            folder, "titanic.csv", dataset={"target": "survived", "drop": ["alive"]}, task="classification",
+            budget={"time_s": None, "trials": 2}, candidates={"include": ["lightgbm"]}, cv={"folds": 3},
+            register={"model_name": "boosted", "promote": "if_better"}, n_jobs=-1,
+        )  # fmt: skip
+        started = time.monotonic()
+        job = run_spec(store, artifacts, url, spec)
+        assert job.status == "succeeded", (job.error_code, job.error_message)
+        assert time.monotonic() - started < 300
+    decision = job.summary["promotion"]
+    assert decision["champion"]["holdout_score"] is not None, decision
+    assert decision["decision"].startswith(("promoted", "kept v1: its")), decision

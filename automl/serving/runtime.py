@@ -25,37 +25,11 @@ from typing import Any
 from automl import registry
 from automl.artifacts import ArtifactStore
 from automl.errors import AutomlError
-from automl.predict import load_version, version_label
+from automl.predict import load_version, single_threaded, version_label
 from automl.store.base import Store
 from automl.store.records import ModelVersionRecord
 
 log = logging.getLogger("automl.serving")
-
-
-def single_threaded(model: Any) -> Any:
-    """Set ``n_jobs = 1`` on every estimator inside ``model`` (ensemble members, pipeline steps,
-    forests) and return it. The server answers many requests at once (``--workers``); a thread pool
-    per request on top costs more than it gives for a few rows (an ensemble of five forests: ~200 ms
-    a row with the fitted ``n_jobs=-1``, ~95 ms with 1). Predictions are the same, up to the last
-    bit of a probability (the trees are summed in another order)."""
-    from sklearn.base import BaseEstimator
-
-    seen: set[int] = set()
-    stack: list[Any] = [model]
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, BaseEstimator):
-            if getattr(obj, "n_jobs", None) not in (None, 1):
-                obj.n_jobs = 1
-            stack.extend(vars(obj).values())
-        elif isinstance(obj, list | tuple):
-            stack.extend(obj)
-        elif isinstance(obj, dict):
-            stack.extend(obj.values())
-    return model
 
 
 @dataclass(frozen=True)
