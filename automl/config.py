@@ -66,6 +66,18 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest request body `automl serve` reads (bytes); a larger one is answered 413 unread.",
     )
+    log_sample_rate: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of answered rows `automl serve` and `automl predict` write to the prediction log "
+        "(0 turns the log off).",
+    )
+    log_retention_days: float = Field(
+        default=30.0,
+        ge=0.0,
+        description="Logged predictions older than this many days are deleted (0 keeps them forever).",
+    )
     predict_concurrency: int = Field(
         default=1,
         ge=1,

@@ -23,7 +23,7 @@ from automl.calibration import evidence_floor, fit_temperature, scale
 from automl.errors import BudgetExhausted, NoSuccessfulTrial
 from automl.metrics import holdout_report, is_better
 from automl.model import assemble
-from automl.sandbox import ChildCrashed, ChildError, ChildTimeout, run_in_child
+from automl.sandbox import ChildCrashed, ChildError, ChildTimeout, openmp_single_threaded, run_in_child
 from automl.store.base import Store
 from automl.store.records import JobRecord, ModelVersionRecord, NewMetric, NewModelVersion, RunRecord, RunResult
 from automl.training import TF_IMPORT_S, JobData, fit_all_rows, predict_trial_model, refit
@@ -331,7 +331,39 @@ def finalize_job(store: Store, artifacts: ArtifactStore, ctx: Any, wall_end: flo
     reason = refitted.reason or selection.reason
     summarise(store, job, data, selection, fitted, all_rows, use_ensemble, version, reason, temperature, final_pred)
     apply_promotion(store, artifacts, ctx, version)
+    record_reference(store, artifacts, version, data, final_pred, wall_end)
     return store.get_job(job.id)
+
+
+REFERENCE_S = 1.5  # what storing the monitoring reference may take (measured well under 1 s)
+
+
+def record_reference(
+    store: Store,
+    artifacts: ArtifactStore,
+    version: ModelVersionRecord,
+    data: JobData,
+    holdout_predictions: np.ndarray,
+    wall_end: float | None,
+) -> None:
+    """Store what monitoring compares new rows against (training rows, holdout predictions). When
+    the wall is too close, or it fails, it is computed on the first `automl monitor` instead; the
+    job's summary says which."""
+    from automl.monitoring.monitor import store_reference
+
+    if wall_end is not None and wall_end - time.monotonic() < REFERENCE_S:
+        store.merge_job_summary(
+            version.job_id, {"monitor_reference": "deferred to the first `automl monitor` (no time left)"}
+        )
+        return
+    try:
+        store_reference(store, artifacts, version, data.X, holdout_predictions, data.classes, data.seed)
+    except Exception as exc:  # monitoring must never cost the job its registered model
+        store.merge_job_summary(
+            version.job_id, {"monitor_reference": f"deferred to the first `automl monitor` ({exc})"}
+        )
+        return
+    store.merge_job_summary(version.job_id, {"monitor_reference": "stored"})
 
 
 def register(
@@ -363,12 +395,13 @@ def register(
 
     final_members = [all_rows.get(run.id, out) for run, _, out in fitted]
     model_key = f"{base}/model.joblib"
-    sha = save(model_key, final_members)
     evaluation_key: str | None = None
     evaluation_sha: str | None = None
-    if all_rows:
-        evaluation_key = f"{base}/evaluation.joblib"
-        evaluation_sha = save(evaluation_key, [out for _, _, out in fitted])
+    with openmp_single_threaded():  # this process may fork trial children later (a fleet worker)
+        sha = save(model_key, final_members)
+        if all_rows:
+            evaluation_key = f"{base}/evaluation.joblib"
+            evaluation_sha = save(evaluation_key, [out for _, _, out in fitted])
     winner = selection.ensemble_run if (use_ensemble and selection.ensemble_run is not None) else fitted[0][0]
     return store.create_model_version(
         NewModelVersion(

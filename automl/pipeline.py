@@ -127,11 +127,14 @@ def tune_job(
     ``stop_at``). Safe to call from many processes at once: they share the study and the counters."""
     from automl.portfolio import enqueue_first
     from automl.tuning import TuneLimits, TuneProgress, open_study, recover_stale, tune
+    from automl.warmstart import find_warm_start
 
     spec = ctx.spec
     job = store.get_job(ctx.job.id)
     study = open_study(database_url, job.id, spec.seed, ctx.data.metric)
-    enqueue_first(study, job.task, ctx.families)
+    warm = None if study.trials else find_warm_start(store, job, list(ctx.data.plan.features), ctx.families)
+    if enqueue_first(study, job.task, ctx.families, warm.entries if warm else None) and warm is not None:
+        store.merge_job_summary(job.id, {"warm_start": warm.to_dict()})
     recover_stale(study, store, job.id, lease_s)
     from automl.training import TF_IMPORT_S
 

@@ -63,13 +63,20 @@ def _enqueue(study: optuna.Study, index: int, entry: Entry) -> None:
     study.enqueue_trial(entry.trial_params(), user_attrs={INDEX_ATTR: index, SOURCE_ATTR: entry.source})
 
 
-def enqueue_first(study: optuna.Study, task: str, families: list[str]) -> None:
-    """Queue each family's defaults once (a resumed study already has them)."""
+WARM_ATTR = "warm_start"
+
+
+def enqueue_first(study: optuna.Study, task: str, families: list[str], warm: list[Entry] | None = None) -> bool:
+    """Queue the ``warm`` configurations (an earlier job's best: :mod:`automl.warmstart`), then
+    each family's defaults, once: a resumed study already has them. Whether it queued them."""
     if study.trials:
-        return
+        return False
+    for entry in warm or []:
+        study.enqueue_trial(entry.trial_params(), user_attrs={WARM_ATTR: entry.source})
     first, _ = portfolio(task, families)
     for i, entry in enumerate(first):
         _enqueue(study, i, entry)
+    return True
 
 
 def _stalled(trials: list[optuna.trial.FrozenTrial], first: int, maximize: bool, patience: int) -> bool:

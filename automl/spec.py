@@ -118,6 +118,31 @@ class RegisterSpec(_Strict):
     )
 
 
+class MonitorSpec(_Strict):
+    """How `automl monitor` judges the model's new inputs (defaults: the tests and thresholds of the
+    usual drift tools, chosen by kind and sample size)."""
+
+    numeric_test: Literal["auto", "ks", "wasserstein", "psi"] = Field(
+        "auto",
+        description="Drift test of numeric features: `auto` is Kolmogorov-Smirnov (p < 0.05) up to 1,000 rows, "
+        "else the Wasserstein distance in reference standard deviations (>= 0.1); `psi` drifts at >= 0.2.",
+    )
+    categorical_test: Literal["auto", "chisquare", "jensenshannon", "psi"] = Field(
+        "auto",
+        description="Drift test of categorical features: `auto` is chi-square (p < 0.05) up to 1,000 rows, "
+        "else the Jensen-Shannon distance (>= 0.1).",
+    )
+    threshold: float | None = Field(
+        None, strict=True, gt=0, description="Overrides the chosen tests' default threshold."
+    )
+    drift_share: float = Field(
+        0.5, strict=True, gt=0, le=1, description="The data set has drifted when this share of its features has."
+    )
+    on_drift: Literal["report", "retrain"] = Field(
+        "report", description="What `automl monitor` does on drift: report it, or also retrain on the new rows."
+    )
+
+
 class JobSpec(_Strict):
     """A declarative AutoML job."""
 
@@ -137,6 +162,7 @@ class JobSpec(_Strict):
     register_: RegisterSpec = Field(default_factory=RegisterSpec, alias="register")
     seed: int = Field(0, strict=True, ge=0, le=2**31 - 1)
     n_jobs: int = Field(-1, strict=True, ge=-1, le=256, description="Threads per model fit; -1 uses every core.")
+    monitor: MonitorSpec = Field(default_factory=MonitorSpec)
 
     @field_validator("spec_version", mode="before")
     @classmethod

@@ -4,9 +4,11 @@ Trains a tree-ensemble version of titanic (random_forest + extra_trees, voting e
 into a temporary SQLite store, promotes it, starts ``automl serve`` in a subprocess, then measures
 one-row ``POST /v1/models/titanic/predict`` requests: one client in sequence, then 8 concurrent
 clients (separate processes, keep-alive connections), once per number of server processes given
-(``--workers 1 2``). Prints a Markdown section.
+(``--workers 1 2``) and per prediction-log sample rate (``--log-rates 0 1``: the log off, every row
+logged). Prints a Markdown section.
 
     python bench/serve_bench.py [--requests 500] [--seconds 10] [--clients 8] [--trials 12] [--workers 1 2]
+                                [--log-rates 0 1]
 """
 
 from __future__ import annotations
@@ -124,11 +126,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(url: str, folder: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def serve(url: str, folder: Path, workers: int, log_rate: float = 1.0) -> tuple[subprocess.Popen[bytes], str]:
     import httpx2
 
     port = _free_port()
-    env = {**os.environ, "AUTOML_DATABASE_URL": url, "AUTOML_ARTIFACT_ROOT": str(folder / "artifacts")}
+    env = {
+        **os.environ,
+        "AUTOML_DATABASE_URL": url,
+        "AUTOML_ARTIFACT_ROOT": str(folder / "artifacts"),
+        "AUTOML_LOG_SAMPLE_RATE": str(log_rate),
+    }
     log = (folder / "server.log").open("wb")
     server = subprocess.Popen(
         [AUTOML, "serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
@@ -160,8 +167,8 @@ def markdown(what: dict[str, Any], results: dict[str, dict[str, float]], trials:
         f"Server: `automl serve --workers N` (uvicorn) on {platform.machine()} with {cpu} cores, SQLite store; "
         "clients are separate processes on the same machine, one keep-alive connection each.",
         "",
-        "| workers | clients | requests | p50 (ms) | p99 (ms) | requests/s |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| workers | prediction log | clients | requests | p50 (ms) | p99 (ms) | requests/s |",
+        "|---:|---|---|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
         lines.append(f"| {name} | {int(r['requests'])} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['rps']:.0f} |")
@@ -176,6 +183,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--n-jobs", type=int, default=-1, help="the job spec's n_jobs (-1 is the spec default)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="server processes, one run each")
+    parser.add_argument(
+        "--log-rates", type=float, nargs="+", default=[1.0], help="AUTOML_LOG_SAMPLE_RATE values, one run each"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
         folder = Path(tmp)
@@ -183,14 +193,28 @@ def main() -> None:
         url, what = train(folder, args.trials, args.n_jobs)
         results: dict[str, dict[str, float]] = {}
         for workers in args.workers:
-            server, base = serve(url, folder, workers)
-            try:
-                for clients, r in measure(base, args.requests, args.seconds, args.clients).items():
-                    results[f"{workers} | {clients}"] = r
-            finally:
-                server.terminate()
-                server.wait(timeout=30)
+            for rate in args.log_rates:
+                server, base = serve(url, folder, workers, rate)
+                try:
+                    logged = "off" if rate == 0 else f"{rate:.0%} of rows"
+                    for clients, r in measure(base, args.requests, args.seconds, args.clients).items():
+                        results[f"{workers} | {logged} | {clients}"] = r
+                finally:
+                    server.terminate()
+                    server.wait(timeout=30)
+        rows = _logged_rows(url)
     print(markdown(what, results, args.trials))
+    print(f"\nRows in the prediction log after the runs: {rows:,}.")
+
+
+def _logged_rows(url: str) -> int:
+    from automl.store import open_store
+
+    store = open_store(url)
+    try:
+        return len(store.list_prediction_logs("titanic"))
+    finally:
+        store.close()
 
 
 if __name__ == "__main__":

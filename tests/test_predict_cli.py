@@ -185,9 +185,16 @@ def test_predict_writes_the_models_predictions_and_probabilities(
     model = load_model(env.store, env.artifacts, version.id)
     written = pd.read_csv(out_file, dtype={"prediction": object} if version.task != "regression" else None)
     assert len(written) == len(frame)
+    # Each row's id in the prediction log (generated: these data sets have no id column), logged.
+    assert written["row_id"].nunique() == len(frame)
+    logged = env.store.list_prediction_logs(name, version_id=version.id, limit=len(frame))
+    assert [r.row_id for r in logged] == written["row_id"].tolist()
+    assert all(r.source == "predict" for r in logged)
+    written = written.drop(columns="row_id")
     if version.task == "regression":
         assert list(written.columns) == ["prediction"]
         assert np.allclose(written["prediction"], model.predict(frame))
+        assert np.allclose([r.prediction for r in logged], model.predict(frame))
         return
     assert list(written.columns) == ["prediction", *(f"proba_{c}" for c in model.classes_)]
     assert written["prediction"].tolist() == [str(p) for p in model.predict(frame)]
@@ -205,8 +212,12 @@ def test_predict_prints_csv_to_stdout_for_any_reference(
         code, stdout, stderr = _automl(env, monkeypatch, capsys, "predict", ref, "--input", str(source))
         assert code == 0, stderr
         lines = stdout.splitlines()
-        assert lines == ["prediction", *expected]
+        assert [line.split(",", 1)[1] for line in lines] == ["prediction", *expected]
         assert "ignored columns" not in stderr
+    logged = len(env.store.list_prediction_logs("penguins"))
+    quiet = _automl(env, monkeypatch, capsys, "predict", "penguins", "--input", str(source), "--no-log")
+    assert quiet[0] == 0
+    assert len(env.store.list_prediction_logs("penguins")) == logged
 
 
 def test_missing_columns_exit_2_naming_each(

@@ -1,7 +1,8 @@
 """The ``automl`` command line: a thin shell over the library.
 
 Imports here stay light so ``automl --help`` is fast; each command imports what it needs.
-Exit codes: 0 ok, 1 job failed, 2 bad input, 3 store or service problem.
+Exit codes: 0 ok, 1 job failed, 2 bad input, 3 store or service problem, 4 drift found
+(`automl monitor --fail-on-drift`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from automl.cli import db as db_cmd
 from automl.cli import fleet as fleet_cmd
 from automl.cli import jobs as jobs_cmd
 from automl.cli import models as models_cmd
+from automl.cli import monitor as monitor_cmd
 from automl.cli import report as report_cmd
 from automl.cli import serve as serve_cmd
 from automl.cli import specs as specs_cmd
@@ -38,6 +40,7 @@ jobs_cmd.register(app)
 fleet_cmd.register(app, jobs_cmd.app)
 specs_cmd.register(app)
 report_cmd.register(app)
+monitor_cmd.register(app)
 
 
 def main() -> None:

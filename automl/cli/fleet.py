@@ -72,7 +72,6 @@ def submit(
     ),
 ) -> None:
     """Validate specs, register their datasets in the artifact store, queue the jobs for the fleet."""
-    from automl.pipeline import submit_job
     from automl.spec import load_spec_file
 
     if report is not None and not wait:
@@ -90,12 +89,7 @@ def submit(
     # Every spec valid, overrides included, before any job is queued.
     loaded = [load_spec_file(path).with_overrides(time_s=time_s, trials=trials) for path in spec_files]
     store, app = open_store(), _celery()
-    ids = []
-    for spec in loaded:
-        job = submit_job(store, artifacts(), spec)
-        _send(app, "automl.start_job", [job.id, parallel])
-        console().print(f"queued job [bold]{job.id}[/] {plain(job.name)}")
-        ids.append(job.id)
+    ids = [_queue(store, app, spec, parallel) for spec in loaded]
     if wait:
         failed = [job_id for job_id in ids if _follow(store, job_id).status != "succeeded"]
         if report is not None:
@@ -106,6 +100,24 @@ def submit(
                 write_and_print(store, job_id, path)
         if failed:
             raise typer.Exit(1)
+
+
+def _queue(store: Any, app: Any, spec: Any, parallel: int) -> int:
+    from automl.pipeline import submit_job
+
+    job = submit_job(store, artifacts(), spec)
+    _send(app, "automl.start_job", [job.id, parallel])
+    console().print(f"queued job [bold]{job.id}[/] {plain(job.name)}")
+    return int(job.id)
+
+
+def queue_job(store: Any, spec: Any, *, parallel: int = 4, wait: bool = False) -> int:
+    """Queue one checked spec for the fleet (as `automl submit` does); with ``wait``, follow it and
+    exit 1 when it does not succeed."""
+    job_id = _queue(store, _celery(), spec, parallel)
+    if wait and _follow(store, job_id).status != "succeeded":
+        raise typer.Exit(1)
+    return job_id
 
 
 def _progress(store: Any, job_id: int) -> dict[str, Any]:

@@ -205,3 +205,32 @@ def history(
         console().print(f"{name}: no alias has been moved yet")
         return
     emit(rows, columns, output, title=f"{name}: alias history")
+
+
+@app.command("health")
+def health(
+    name: str | None = typer.Argument(None, help="Model name (default: every model)."),
+    output: str = typer.Option("table", "--format", "-f", help=FORMAT_HELP),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="Most recent monitor runs shown."),
+) -> None:
+    """Recent `automl monitor` runs: drift, anomalies and live metric per model version.
+
+    The same rows are the `model_health` SQL view, e.g. the production models that drifted:
+    SELECT DISTINCT model_name FROM model_health WHERE in_production = 1 AND dataset_drift.
+    """
+    import dataclasses
+
+    from automl.cli.render import emit
+
+    rows = [dataclasses.asdict(r) for r in open_store().model_health(name)[:limit]]
+    if _format(output) == "json":
+        print_json(rows)
+        return
+    if not rows and output == "table":
+        console().print("no monitor runs yet: `automl monitor MODEL --input FILE` records the first")
+        return
+    columns = [
+        "monitor_run_id", "model_name", "version", "in_production", "checked_at", "rows", "drifted_features",
+        "features", "dataset_drift", "prediction_drift", "anomaly_rows", "live_metric", "live_value", "holdout_value",
+    ]  # fmt: skip
+    emit(rows, columns, output, title="model health")

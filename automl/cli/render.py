@@ -78,6 +78,11 @@ def job_summary(job: Any) -> None:
         members = ", ".join(f"{m['family']}#{m['trial']}×{m['weight']:.2f}" for m in ens.get("members") or [])
         used = "used" if ens.get("used") else "not used"
         out.print(f"  ensemble: CV {fmt(ens.get('cv_score'))}, {used}; members {plain(members)}")
+    warm = s.get("warm_start")
+    if warm:
+        out.print(
+            f"  {plain(str(warm.get('note')))}: its {len(warm.get('configurations') or [])} best configurations first"
+        )
     if s.get("stopped_early"):
         out.print(f"  [yellow]stopped early[/]: {plain(str(s['stopped_early']))}")
     for resumed in s.get("resumes") or []:

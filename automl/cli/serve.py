@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,11 +66,17 @@ def predict(
     input_file: Path = typer.Option(..., "--input", "-i", help="CSV file of rows to predict, with a header row."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write predictions here (default: stdout)."),
     proba: bool = typer.Option(False, "--proba", help="Classifiers: add a proba_<class> column per class."),
+    log: bool = typer.Option(
+        True, "--log/--no-log", help="Write the answered rows to the prediction log (AUTOML_LOG_SAMPLE_RATE)."
+    ),
 ) -> None:
-    """Predict a CSV file with a registered model version: one output row per input row, in order."""
+    """Predict a CSV file with a registered model version: one output row per input row, in order.
+    The first column, row_id, names each row in the prediction log (the spec's id column, else a
+    generated id): `automl feedback` joins true labels on it."""
     import pandas as pd
 
     from automl.errors import InputError
+    from automl.monitoring.log import row_ids
     from automl.predict import load_version, missing_columns, predict_frame, records_frame, validate_records
     from automl.registry import resolve
 
@@ -94,8 +102,13 @@ def predict(
             code="PREDICT_INPUT_INVALID",
         )
     model = load_version(artifacts(), version)
-    out = predict_frame(model, records_frame(records, schema), version.task, proba=proba)
-    table = pd.DataFrame({"prediction": out["predictions"]})
+    started = time.perf_counter()
+    out = predict_frame(model, records_frame(records, schema), version.task, proba=True)
+    latency_ms = (time.perf_counter() - started) * 1000
+    ids = _log_rows(store, version, records, out, latency_ms) if log else row_ids(records, _id_column(store, version))
+    if not proba:
+        out["probabilities"] = None
+    table = pd.DataFrame({"row_id": ids, "prediction": out["predictions"]})
     if out["probabilities"] is not None:
         for key in [str(c) for c in out["classes"]]:
             table[f"proba_{key}"] = [row[key] for row in out["probabilities"]]
@@ -109,6 +122,31 @@ def predict(
         table.to_csv(output, index=False)
         note += f"; wrote {output}"
     console_err().print(f"predicted {len(table)} row(s) with {plain(label)}{plain(note)}", highlight=False)
+
+
+def _id_column(store: Any, version: Any) -> str | None:
+    column: str | None = store.get_job(version.job_id).spec.get("dataset", {}).get("id_column")
+    return column
+
+
+def _log_rows(
+    store: Any, version: Any, records: list[dict[str, Any]], out: dict[str, Any], latency_ms: float
+) -> list[str]:
+    """Write the answered rows to the prediction log now (sampled); their row ids."""
+    from automl.monitoring.log import Entry, PredictionLog, row_ids
+
+    conf = settings()
+    log = PredictionLog(lambda: store, sample_rate=conf.log_sample_rate, retention_days=conf.log_retention_days)
+    ids = row_ids(records, log.id_column(version))
+    log.record(
+        Entry(version, records, out["predictions"], out["probabilities"], ids, latency_ms, "predict", datetime.now(UTC))
+    )
+    log.close()
+    if log.failed_writes:
+        console_err().print(
+            "[yellow]warning[/]: the predictions were not written to the prediction log", highlight=False
+        )
+    return ids
 
 
 def serve(

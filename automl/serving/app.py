@@ -24,13 +24,15 @@ from __future__ import annotations
 import hmac
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -42,12 +44,14 @@ from automl.errors import (
     AutomlError,
     InputError,
 )
+from automl.monitoring.log import Entry, PredictionLog, row_ids
 from automl.predict import (
     ignored_columns,
     predict_frame,
     records_frame,
     validate_records,
 )
+from automl.serving.metrics import ServerMetrics
 from automl.serving.runtime import LazyStore, ModelCache
 from automl.store.base import Store
 from automl.store.records import AliasEventRecord
@@ -82,6 +86,9 @@ class PredictResponse(BaseModel):
     predictions: list[Any]
     probabilities: list[dict[str, float]] | None = Field(description="Classifiers: per row, class label → p.")
     ignored_columns: list[str] = Field(description="Columns sent that the model does not use.")
+    row_ids: list[str] = Field(
+        description="Per row, the id `automl feedback` joins true labels on: the spec's id column, else generated."
+    )
 
 
 MAX_ID = 2**63 - 1  # ids are 64-bit integers in the store
@@ -244,7 +251,22 @@ AliasQuery = Annotated[str | None, Query(max_length=100, description="Alias; def
 def predict(
     name: str, body: PredictRequest, request: Request, version: VersionQuery = None, alias: AliasQuery = None
 ) -> dict[str, Any]:
-    """Predict rows with ``name@production``, ``?alias=`` or ``?version=``."""
+    """Predict rows with ``name@production``, ``?alias=`` or ``?version=``. The answer's ``row_ids``
+    name each row in the prediction log, for `automl feedback`."""
+    metrics: ServerMetrics = request.app.state.metrics
+    started = time.perf_counter()
+    try:
+        answer = _predict(name, body, request, version, alias, started)
+    except Exception as exc:
+        metrics.failed(name, exc)
+        raise
+    metrics.answered(name, answer["version"], len(body.records), time.perf_counter() - started)
+    return answer
+
+
+def _predict(
+    name: str, body: PredictRequest, request: Request, version: int | None, alias: str | None, started: float
+) -> dict[str, Any]:
     if version is not None and alias is not None:
         raise InputError("give ?version= or ?alias=, not both", hint="drop one of them")
     cache = _models(request)
@@ -258,6 +280,15 @@ def predict(
     frame = records_frame(body.records, schema)
     with request.app.state.predict_gate:
         out = predict_frame(served.model, frame, served.version.task, proba=True)
+    log: PredictionLog = request.app.state.prediction_log
+    ids = row_ids(body.records, log.id_column(served.version) if log.enabled else None)
+    latency_ms = (time.perf_counter() - started) * 1000
+    log.record(
+        Entry(
+            served.version, body.records, out["predictions"], out["probabilities"], ids, latency_ms, "serve",
+            datetime.now(UTC),
+        )
+    )  # fmt: skip
     return {
         "model": served.version.model_name,
         "version": served.version.version,
@@ -266,6 +297,7 @@ def predict(
         "predictions": out["predictions"],
         "probabilities": out["probabilities"],
         "ignored_columns": ignored_columns(body.records, schema),
+        "row_ids": ids,
     }
 
 
@@ -323,6 +355,14 @@ def rollback(
     return _moved(request, name, body.alias, event)
 
 
+@router.get("/metrics", include_in_schema=False)
+def metrics(request: Request) -> Response:
+    """Prometheus' text format: requests, rows, errors and latency per model and version, the
+    version each alias serves, the prediction log's rows."""
+    content, media_type = request.app.state.metrics.render()
+    return Response(content=content, media_type=media_type)
+
+
 @router.get("/healthz")
 def healthz() -> dict[str, str]:
     """The process is up."""
@@ -354,15 +394,18 @@ def create_app(settings: Settings | None = None, *, poll: bool = True) -> FastAP
     store = LazyStore(conf.database_url)
     artifacts = ArtifactStore(conf.artifact_root)
     cache = ModelCache(store, artifacts, capacity=conf.model_cache_size)
+    prediction_log = PredictionLog(store, sample_rate=conf.log_sample_rate, retention_days=conf.log_retention_days)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if poll:
             cache.start_polling(conf.alias_poll_s)
+        prediction_log.start()
         try:
             yield
         finally:
             cache.stop_polling()
+            prediction_log.close()
             store.close()
 
     try:
@@ -374,6 +417,8 @@ def create_app(settings: Settings | None = None, *, poll: bool = True) -> FastAP
     app.state.store = store
     app.state.artifacts = artifacts
     app.state.models = cache
+    app.state.prediction_log = prediction_log
+    app.state.metrics = ServerMetrics(cache, prediction_log)
     app.state.predict_gate = threading.BoundedSemaphore(conf.predict_concurrency)
     app.add_exception_handler(AutomlError, _error_response)
     app.add_exception_handler(RequestValidationError, _validation_response)

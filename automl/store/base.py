@@ -30,11 +30,18 @@ from automl.store.records import (
     JobRecord,
     LeaderboardRow,
     MetricRecord,
+    ModelHealthRow,
     ModelVersionRecord,
+    MonitorRunRecord,
     NewDataset,
     NewJob,
     NewMetric,
     NewModelVersion,
+    NewMonitorFeature,
+    NewMonitorRun,
+    NewPredictionLog,
+    PredictionLogRecord,
+    ReferenceRecord,
     RunRecord,
     RunResult,
     VersionSummary,
@@ -259,6 +266,59 @@ class Store(ABC):
         """Rows of the ``model_version_summary`` SQL view for one model, newest first."""
 
     # -- lifecycle ------------------------------------------------------------------------------
+    # -- monitoring -----------------------------------------------------------------------------
+    @abstractmethod
+    def put_reference(
+        self, version_id: int, reference: dict[str, Any], outlier_uri: str | None, outlier_sha256: str | None
+    ) -> ReferenceRecord:
+        """Store a version's monitoring reference; a second call for the version replaces it."""
+
+    @abstractmethod
+    def get_reference(self, version_id: int) -> ReferenceRecord | None:
+        """The version's monitoring reference, or None when none was stored."""
+
+    @abstractmethod
+    def add_monitor_run(self, new: NewMonitorRun, features: Sequence[NewMonitorFeature]) -> MonitorRunRecord:
+        """Record a monitor run and its per-feature results (one transaction)."""
+
+    @abstractmethod
+    def list_monitor_runs(self, model_name: str | None = None, limit: int = 50) -> list[MonitorRunRecord]:
+        """Monitor runs, newest first."""
+
+    @abstractmethod
+    def monitor_features(self, monitor_run_id: int) -> list[NewMonitorFeature]:
+        """A monitor run's per-feature results. Raises NotFound for an unknown run."""
+
+    @abstractmethod
+    def model_health(self, model_name: str | None = None) -> list[ModelHealthRow]:
+        """Rows of the ``model_health`` view, newest first."""
+
+    # -- prediction log -------------------------------------------------------------------------
+    @abstractmethod
+    def add_prediction_logs(self, rows: Sequence[NewPredictionLog]) -> None:
+        """Append answered rows to the prediction log (one transaction)."""
+
+    @abstractmethod
+    def list_prediction_logs(
+        self,
+        model_name: str,
+        *,
+        version_id: int | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[PredictionLogRecord]:
+        """Logged rows of a model (of one version; answered at or after ``since``), oldest first;
+        with ``limit``, the newest ``limit`` of them."""
+
+    @abstractmethod
+    def set_labels(self, model_name: str, labels: dict[str, Any]) -> int:
+        """Record true labels by row id (every logged row of the model with that id); returns the
+        number of logged rows labelled. One transaction."""
+
+    @abstractmethod
+    def purge_prediction_logs(self, older_than: datetime) -> int:
+        """Delete logged rows answered before ``older_than``; returns how many."""
+
     @abstractmethod
     def close(self) -> None:
         """Release the connections (the store is not used after)."""

@@ -236,3 +236,101 @@ class VersionSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReferenceRecord:
+    """A version's monitoring reference (:mod:`automl.monitoring.reference`) and outlier model."""
+
+    version_id: int
+    reference: dict[str, Any]
+    outlier_uri: str | None
+    outlier_sha256: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewMonitorFeature:
+    feature: str
+    kind: str
+    method: str
+    statistic: float | None
+    threshold: float
+    drifted: bool
+    psi: float | None
+    rows: int
+    details: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewMonitorRun:
+    model_name: str
+    version_id: int
+    source: str  # "input" (a file) or "log" (logged traffic)
+    source_detail: str | None
+    rows: int
+    features: int
+    drifted_features: int
+    drift_share: float
+    dataset_drift: bool
+    prediction_drift: bool | None
+    anomaly_rows: int
+    outlier_rows: int | None
+    live_metric: str | None
+    live_value: float | None
+    live_rows: int | None
+    holdout_value: float | None
+    details: dict[str, Any] | None
+    actor: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitorRunRecord(NewMonitorRun):
+    id: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelHealthRow:
+    """One row of the ``model_health`` SQL view: a monitor run of a version, and whether the
+    ``production`` alias points at that version now."""
+
+    monitor_run_id: int
+    model_name: str
+    version: int
+    version_id: int
+    in_production: bool
+    checked_at: datetime
+    source: str
+    rows: int
+    features: int
+    drifted_features: int
+    dataset_drift: bool
+    prediction_drift: bool | None
+    anomaly_rows: int
+    outlier_rows: int | None
+    metric: str
+    live_metric: str | None
+    live_value: float | None
+    live_rows: int | None
+    holdout_value: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewPredictionLog:
+    model_name: str
+    version_id: int
+    row_id: str
+    source: str  # "serve" or "predict"
+    created_at: datetime
+    latency_ms: float | None
+    prediction: Any
+    probabilities: dict[str, Any] | None
+    features: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PredictionLogRecord(NewPredictionLog):
+    id: int
+    label: Any
+    labeled_at: datetime | None

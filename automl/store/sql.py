@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,7 +25,11 @@ from automl.store.tables import (
     MetricRow,
     ModelAliasRow,
     ModelVersionRow,
+    MonitorFeatureRow,
+    MonitorRunRow,
+    PredictionLogRow,
     RunRow,
+    VersionReferenceRow,
 )
 from automl.store.urls import is_sqlite, make_engine, normalize_url
 
@@ -38,6 +42,7 @@ _LIST_HINTS = {
     "job": "list them with `automl jobs list`",
     "run": "a job's runs are listed by `automl leaderboard JOB_ID`",
     "model version": "list a model's versions with `automl models versions NAME` (the names: `automl models list`)",
+    "monitor run": "list them with `automl models health`",
 }
 
 
@@ -544,6 +549,127 @@ class SqlStore(Store):
             if alias is not None:
                 query = query.where(AliasEventRow.alias == alias)
             return [_record(rec.AliasEventRecord, r) for r in s.scalars(query).all()]
+
+    # -- monitoring -----------------------------------------------------------------------------
+    def put_reference(
+        self, version_id: int, reference: dict[str, Any], outlier_uri: str | None, outlier_sha256: str | None
+    ) -> rec.ReferenceRecord:
+        with self._session() as s:
+            self._get(s, ModelVersionRow, version_id, "model version")
+            row = s.get(VersionReferenceRow, version_id)
+            if row is None:
+                row = VersionReferenceRow(version_id=version_id, reference=reference, created_at=now())
+                s.add(row)
+            row.reference, row.outlier_uri, row.outlier_sha256 = reference, outlier_uri, outlier_sha256
+            s.flush()
+            return _record(rec.ReferenceRecord, row)
+
+    def get_reference(self, version_id: int) -> rec.ReferenceRecord | None:
+        with self._session() as s:
+            row = s.get(VersionReferenceRow, version_id)
+            return None if row is None else _record(rec.ReferenceRecord, row)
+
+    def add_monitor_run(
+        self, new: rec.NewMonitorRun, features: Sequence[rec.NewMonitorFeature]
+    ) -> rec.MonitorRunRecord:
+        with self._session() as s:
+            row = MonitorRunRow(**dataclasses.asdict(new), created_at=now())
+            s.add(row)
+            s.flush()
+            s.add_all(MonitorFeatureRow(monitor_run_id=row.id, **dataclasses.asdict(f)) for f in features)
+            return _record(rec.MonitorRunRecord, row)
+
+    def list_monitor_runs(self, model_name: str | None = None, limit: int = 50) -> list[rec.MonitorRunRecord]:
+        with self._session() as s:
+            query = select(MonitorRunRow).order_by(MonitorRunRow.id.desc()).limit(limit)
+            if model_name is not None:
+                query = query.where(MonitorRunRow.model_name == model_name)
+            return [_record(rec.MonitorRunRecord, r) for r in s.scalars(query).all()]
+
+    def monitor_features(self, monitor_run_id: int) -> list[rec.NewMonitorFeature]:
+        with self._session() as s:
+            self._get(s, MonitorRunRow, monitor_run_id, "monitor run")
+            rows = s.scalars(
+                select(MonitorFeatureRow)
+                .where(MonitorFeatureRow.monitor_run_id == monitor_run_id)
+                .order_by(MonitorFeatureRow.id)
+            ).all()
+            return [_record(rec.NewMonitorFeature, r) for r in rows]
+
+    def model_health(self, model_name: str | None = None) -> list[rec.ModelHealthRow]:
+        where = "WHERE model_name = :name " if model_name is not None else ""
+        query = text(f"SELECT * FROM model_health {where}ORDER BY monitor_run_id DESC")
+        with self._session() as s:
+            rows = s.execute(query, {"name": model_name}).mappings()
+            out = []
+            for row in rows:
+                plain = self._plain(row)
+                for key in ("in_production", "dataset_drift", "prediction_drift"):
+                    if plain.get(key) is not None:
+                        plain[key] = bool(plain[key])
+                out.append(_view_row(rec.ModelHealthRow, plain))
+            return out
+
+    # -- prediction log -------------------------------------------------------------------------
+    def add_prediction_logs(self, rows: Sequence[rec.NewPredictionLog]) -> None:
+        if not rows:
+            return
+        with self._session() as s:
+            s.execute(insert(PredictionLogRow), [dataclasses.asdict(r) for r in rows])
+
+    def list_prediction_logs(
+        self,
+        model_name: str,
+        *,
+        version_id: int | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[rec.PredictionLogRecord]:
+        with self._session() as s:
+            query = select(PredictionLogRow).where(PredictionLogRow.model_name == model_name)
+            if version_id is not None:
+                query = query.where(PredictionLogRow.version_id == version_id)
+            if since is not None:
+                query = query.where(PredictionLogRow.created_at >= since)
+            query = query.order_by(PredictionLogRow.id.desc())
+            if limit is not None:
+                query = query.limit(limit)
+            rows = [_record(rec.PredictionLogRecord, r) for r in s.scalars(query).all()]
+            return rows[::-1]
+
+    def set_labels(self, model_name: str, labels: dict[str, Any]) -> int:
+        if not labels:
+            return 0
+        stamp = now()
+        statement = (
+            update(PredictionLogRow.__table__)  # type: ignore[arg-type]
+            .where(PredictionLogRow.model_name == model_name, PredictionLogRow.row_id == bindparam("rid"))
+            .values(label=bindparam("value"), labeled_at=stamp)
+        )
+        params = [{"rid": str(k), "value": v} for k, v in labels.items()]
+        ids = [p["rid"] for p in params]
+        with self._session() as s:
+            # Counted first: drivers do not all report an executemany's row count.
+            matched = 0
+            for start in range(0, len(ids), 1000):
+                matched += (
+                    s.scalar(
+                        select(func.count())
+                        .select_from(PredictionLogRow)
+                        .where(
+                            PredictionLogRow.model_name == model_name,
+                            PredictionLogRow.row_id.in_(ids[start : start + 1000]),
+                        )
+                    )
+                    or 0
+                )
+            s.connection().execute(statement, params)
+            return int(matched)
+
+    def purge_prediction_logs(self, older_than: datetime) -> int:
+        with self._session() as s:
+            result = s.execute(delete(PredictionLogRow).where(PredictionLogRow.created_at < older_than))
+            return int(getattr(result, "rowcount", 0) or 0)
 
     # -- views ----------------------------------------------------------------------------------
     def leaderboard(self, job_id: int) -> list[rec.LeaderboardRow]:

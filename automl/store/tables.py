@@ -212,3 +212,86 @@ class AliasEventRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_alias_events_model_alias", "model_name", "alias", "created_at"),)
+
+
+class VersionReferenceRow(Base):
+    """What monitoring compares a version's new inputs against (see :mod:`automl.monitoring`)."""
+
+    __tablename__ = "version_references"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True)
+    reference: Mapped[dict[str, Any]] = mapped_column(JSON)
+    outlier_uri: Mapped[str | None] = mapped_column(Text)
+    outlier_sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MonitorRunRow(Base):
+    __tablename__ = "monitor_runs"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(200))
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    source_detail: Mapped[str | None] = mapped_column(Text)
+    rows: Mapped[int] = mapped_column(Integer)
+    features: Mapped[int] = mapped_column(Integer)
+    drifted_features: Mapped[int] = mapped_column(Integer)
+    drift_share: Mapped[float] = mapped_column(Float)
+    dataset_drift: Mapped[bool] = mapped_column(Boolean)
+    prediction_drift: Mapped[bool | None] = mapped_column(Boolean)
+    anomaly_rows: Mapped[int] = mapped_column(Integer)
+    outlier_rows: Mapped[int | None] = mapped_column(Integer)
+    live_metric: Mapped[str | None] = mapped_column(String(32))
+    live_value: Mapped[float | None] = mapped_column(Float)
+    live_rows: Mapped[int | None] = mapped_column(Integer)
+    holdout_value: Mapped[float | None] = mapped_column(Float)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(_in("source", ("input", "log")), name="source"),
+        Index("ix_monitor_runs_model_created", "model_name", "created_at"),
+    )
+
+
+class MonitorFeatureRow(Base):
+    __tablename__ = "monitor_features"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    monitor_run_id: Mapped[int] = mapped_column(ForeignKey("monitor_runs.id", ondelete="CASCADE"), index=True)
+    feature: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(32))
+    statistic: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    drifted: Mapped[bool] = mapped_column(Boolean)
+    psi: Mapped[float | None] = mapped_column(Float)
+    rows: Mapped[int] = mapped_column(Integer)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class PredictionLogRow(Base):
+    """One answered row of `automl serve` or `automl predict` (sampled; see the settings)."""
+
+    __tablename__ = "prediction_log"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(200))
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), index=True)
+    row_id: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    prediction: Mapped[Any] = mapped_column(JSON)
+    probabilities: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    features: Mapped[dict[str, Any]] = mapped_column(JSON)
+    label: Mapped[Any] = mapped_column(JSON, nullable=True)
+    labeled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(_in("source", ("serve", "predict")), name="source"),
+        Index("ix_prediction_log_model_created", "model_name", "created_at"),
+        Index("ix_prediction_log_model_row", "model_name", "row_id"),
+    )

@@ -206,3 +206,31 @@ def test_postgresql_down_for_20_seconds(fleet: Fleet, tmp_path: Path) -> None:
         job = fleet.wait_done(job_id, timeout=240)
     assert job.status == "succeeded", (job.error_code, job.error_message, fleet.logs())
     assert len(_versions(fleet, job_id)) == 1
+
+
+def test_retrain_submitted_to_the_fleet_warm_starts_on_the_same_worker(fleet: Fleet, tmp_path: Path) -> None:
+    """`automl retrain --submit`: the new job runs on the worker that finalized the first one. That
+    worker loaded the first model's LightGBM members (on all cores, n_jobs -1); its trial children
+    forked afterwards must not hang in OpenMP."""
+    spec = write_spec(
+        tmp_path, "titanic.csv", dataset={"target": "survived", "drop": ["alive"]}, task="classification",
+        budget={"time_s": 120, "trials": 4}, candidates={"include": ["linear", "lightgbm"]}, cv={"folds": 3},
+        register={"model_name": "fleet-titanic", "promote": "if_better"}, n_jobs=-1,
+    )  # fmt: skip
+    fleet.start_worker()
+    first = fleet.wait_done(fleet.submit(spec, "--parallel", "1"))
+    assert first.status == "succeeded", (first.error_code, first.error_message, fleet.logs())
+    done = fleet.automl(
+        "retrain", "fleet-titanic", "--data", str(tmp_path / "titanic.csv"), "--trials", "4", "--submit", "--wait",
+        timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout, done.stderr, fleet.logs())
+    store = fleet.store()
+    try:
+        second = store.list_jobs(limit=1)[0]
+        assert second.id != first.id and second.status == "succeeded"
+        assert second.summary["warm_start"]["job_id"] == first.id
+        assert all(r.status != "timeout" for r in store.list_runs(second.id))
+        assert second.summary["promotion"]["decision"]
+    finally:
+        store.close()
