@@ -168,7 +168,7 @@ def validate_records(
                     )
                 )
             else:
-                value = _native(record[column])  # numpy scalars, as a frame's rows carry them
+                value = native(record[column])  # numpy scalars, as a frame's rows carry them
                 if is_missing(value):
                     continue
                 found = _CHECKS.get(kind, _check_categorical)(column, value)
@@ -186,7 +186,7 @@ def records_frame(records: Sequence[dict[str, Any]], input_schema: Sequence[dict
     return pd.DataFrame(list(records), columns=schema_columns(input_schema))
 
 
-def _native(value: Any) -> Any:
+def native(value: Any) -> Any:
     """A numpy scalar as the Python value JSON and CSV writers expect."""
     item = getattr(value, "item", None)
     return item() if callable(item) else value
@@ -205,9 +205,9 @@ def predict_frame(model: Any, frame: pd.DataFrame, task: str, proba: bool) -> di
     if task == "regression":
         values = np.asarray(model.predict(frame), dtype=float)
         return {"predictions": values.tolist(), "classes": None, "probabilities": None}
-    classes = [_native(c) for c in np.asarray(model.classes_).tolist()]
+    classes = [native(c) for c in np.asarray(model.classes_).tolist()]
     if not proba:
-        predictions = [_native(p) for p in np.asarray(model.predict(frame)).tolist()]
+        predictions = [native(p) for p in np.asarray(model.predict(frame)).tolist()]
         return {"predictions": predictions, "classes": classes, "probabilities": None}
     matrix = np.asarray(model.predict_proba(frame), dtype=float)
     keys = [str(c) for c in classes]

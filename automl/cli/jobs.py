@@ -57,25 +57,31 @@ def run(
     The time budget counts from the start of this command: loading and registering the data are
     inside it. Ctrl-C once finishes the job with the trials done (ensemble and version as usual);
     twice cancels it. If the process is killed, `automl jobs resume JOB_ID` continues the job."""
-    from datetime import UTC, datetime
-
-    import psutil
-
-    from automl.pipeline import run_job, submit_job
     from automl.spec import load_spec_file
-
-    clock_started = datetime.fromtimestamp(psutil.Process().create_time(), UTC)
 
     loaded = load_spec_file(spec_file).with_overrides(time_s=time_s, trials=trials)
     if report is not None:
         from automl.report import check_output
 
         check_output(report)
-    store = open_store()
+    run_loaded(open_store(), loaded, quiet=quiet, report=report)
+
+
+def run_loaded(store: Any, loaded: Any, *, quiet: bool, report: Path | None, intro: str | None = None) -> None:
+    """Submit a checked spec and run its job in this process (`automl run`, `automl retrain`); the
+    job's clock starts when this process did."""
+    from datetime import UTC, datetime
+
+    import psutil
+
+    from automl.pipeline import run_job, submit_job
+
+    clock_started = datetime.fromtimestamp(psutil.Process().create_time(), UTC)
     job = submit_job(store, artifacts(), loaded)
     if not quiet:
         console().print(
             f"job [bold]{job.id}[/] {plain(job.name)}: {job.task}, metric {job.metric}, dataset {job.dataset_id}"
+            + (f"; {plain(intro)}" if intro else "")
         )
 
     def call(update: Any, stop: Any) -> Any:

@@ -96,9 +96,9 @@ def monitor(
         )
     store = open_store()
     version = resolve(store, ref, latest_if_no_alias=True)
+    spec = store.get_job(version.job_id).spec
     if input_path is not None:
         frame = load_table(input_path).frame
-        spec = store.get_job(version.job_id).spec
         target = spec["dataset"]["target"]
         id_column = spec["dataset"].get("id_column")
         labels = frame[target] if target in frame.columns else None
@@ -125,7 +125,7 @@ def monitor(
         _print(result.to_dict())
         if report is not None:
             console().print(f"drift report written to {plain(report)}", highlight=False)
-    on_drift = (store.get_job(version.job_id).spec.get("monitor") or {}).get("on_drift", "report")
+    on_drift = (spec.get("monitor") or {}).get("on_drift", "report")
     if result.dataset_drift and (retrain_on_drift or on_drift == "retrain"):
         data = retrain_data or input_path
         if data is None:
@@ -141,14 +141,10 @@ def monitor(
         raise typer.Exit(DRIFT_EXIT)
 
 
-def _fmt(value: Any) -> str:
-    from automl.cli.render import fmt
-
-    return fmt(value)
-
-
 def _print(result: dict[str, Any]) -> None:
     from rich.table import Table
+
+    from automl.cli.render import fmt as _fmt
 
     out = console()
     verdict = "[bold red]drift[/]" if result["dataset_drift"] else "[green]no data set drift[/]"
@@ -204,6 +200,7 @@ def feedback(
     spec's id column); `automl monitor --since` then reports the live metric beside the holdout score."""
     from automl.datasets import load_table
     from automl.errors import InputError
+    from automl.predict import native
     from automl.registry import parse_ref, resolve
 
     store = open_store()
@@ -220,18 +217,13 @@ def feedback(
             hint="name the columns with --id-column and --label-column",
         )
     pairs = frame[[ids, label]].dropna(subset=[label])
-    labels = {str(k): _plain(v) for k, v in zip(pairs[ids], pairs[label], strict=True)}
+    labels = {str(k): native(v) for k, v in zip(pairs[ids], pairs[label], strict=True)}
     labelled = store.set_labels(parse_ref(ref).name, labels)
     console().print(
         f"{labelled:,} logged prediction(s) of {plain(version.model_name)} labelled from {len(labels):,} "
         f"row id(s) in {plain(input_path)}" + ("" if labelled else "; no logged row has these ids"),
         highlight=False,
     )
-
-
-def _plain(value: Any) -> Any:
-    item = getattr(value, "item", None)
-    return item() if callable(item) else value
 
 
 def retrain(
@@ -251,8 +243,10 @@ def retrain(
     version of the same model, and promotes it by the spec's policy (`if_better`: only when it
     beats the one in production on rows neither trained on). The decision is in the job's
     summary and in `automl history NAME`."""
+    from automl.registry import resolve
+
     store = open_store()
-    version = resolve_version(store, ref)
+    version = resolve(store, ref, latest_if_no_alias=True)
     if submit:
         from automl.cli.fleet import queue_job
         from automl.retrain import retrain_spec
@@ -265,36 +259,12 @@ def retrain(
     _retrain_here(store, version, data, time_s=time_s, trials=trials, quiet=quiet)
 
 
-def resolve_version(store: Any, ref: str) -> Any:
-    from automl.registry import resolve
-
-    return resolve(store, ref, latest_if_no_alias=True)
-
-
 def _retrain_here(
     store: Any, version: Any, data: Path, *, time_s: float | None, trials: int | None, quiet: bool
 ) -> None:
-    from datetime import UTC, datetime
-
-    import psutil
-
-    from automl.cli.common import settings
-    from automl.cli.jobs import run_here
-    from automl.pipeline import run_job, submit_job
+    from automl.cli.jobs import run_loaded
     from automl.retrain import retrain_spec
 
-    clock_started = datetime.fromtimestamp(psutil.Process().create_time(), UTC)
     loaded = retrain_spec(store, version, data, time_s=time_s, trials=trials)
-    job = submit_job(store, artifacts(), loaded)
-    if not quiet:
-        console().print(
-            f"job [bold]{job.id}[/]: retraining {plain(version.model_name)} (from v{version.version}, job "
-            f"{version.job_id}) on {plain(data)}"
-        )
-
-    def call(update: Any, stop: Any) -> Any:
-        return run_job(
-            store, artifacts(), job.id, settings().database_url, update, clock_started, stop, settings().trial_lease_s
-        )
-
-    run_here(store, job.id, call, quiet=quiet, report=None)
+    intro = f"retraining {version.model_name} (from v{version.version}, job {version.job_id}) on {data}"
+    run_loaded(store, loaded, quiet=quiet, report=None, intro=intro)

@@ -76,7 +76,6 @@ def predict(
     import pandas as pd
 
     from automl.errors import InputError
-    from automl.monitoring.log import row_ids
     from automl.predict import load_version, missing_columns, predict_frame, records_frame, validate_records
     from automl.registry import resolve
 
@@ -105,7 +104,7 @@ def predict(
     started = time.perf_counter()
     out = predict_frame(model, records_frame(records, schema), version.task, proba=True)
     latency_ms = (time.perf_counter() - started) * 1000
-    ids = _log_rows(store, version, records, out, latency_ms) if log else row_ids(records, _id_column(store, version))
+    ids = _log_rows(store, version, records, out, latency_ms, settings().log_sample_rate if log else 0.0)
     if not proba:
         out["probabilities"] = None
     table = pd.DataFrame({"row_id": ids, "prediction": out["predictions"]})
@@ -124,19 +123,13 @@ def predict(
     console_err().print(f"predicted {len(table)} row(s) with {plain(label)}{plain(note)}", highlight=False)
 
 
-def _id_column(store: Any, version: Any) -> str | None:
-    column: str | None = store.get_job(version.job_id).spec.get("dataset", {}).get("id_column")
-    return column
-
-
 def _log_rows(
-    store: Any, version: Any, records: list[dict[str, Any]], out: dict[str, Any], latency_ms: float
+    store: Any, version: Any, records: list[dict[str, Any]], out: dict[str, Any], latency_ms: float, rate: float
 ) -> list[str]:
-    """Write the answered rows to the prediction log now (sampled); their row ids."""
+    """Write the answered rows to the prediction log now (``rate`` of them; 0: none); their row ids."""
     from automl.monitoring.log import Entry, PredictionLog, row_ids
 
-    conf = settings()
-    log = PredictionLog(lambda: store, sample_rate=conf.log_sample_rate, retention_days=conf.log_retention_days)
+    log = PredictionLog(lambda: store, sample_rate=rate, retention_days=settings().log_retention_days)
     ids = row_ids(records, log.id_column(version))
     log.record(
         Entry(version, records, out["predictions"], out["probabilities"], ids, latency_ms, "predict", datetime.now(UTC))

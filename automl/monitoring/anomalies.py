@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from automl.monitoring.reference import OUTLIER_RATE, category_values, drift_kind, numeric_values
+from automl.predict import native
 
 EXAMPLES = 5
 MISSING_JUMP = 0.1  # a feature's missing rate this much above training's is reported
@@ -17,12 +18,7 @@ MISSING_JUMP = 0.1  # a feature's missing rate this much above training's is rep
 
 def _examples(values: pd.Series, mask: np.ndarray, row_ids: list[Any]) -> list[dict[str, Any]]:
     picked = np.flatnonzero(mask)[:EXAMPLES]
-    return [{"row": row_ids[i], "value": _plain(values.iloc[i])} for i in picked]
-
-
-def _plain(value: Any) -> Any:
-    item = getattr(value, "item", None)
-    return item() if callable(item) else value
+    return [{"row": row_ids[i], "value": native(values.iloc[i])} for i in picked]
 
 
 def feature_anomalies(

@@ -63,12 +63,8 @@ def _figure(name: str, ref: dict[str, Any], values: pd.Series) -> Plot | None:
 
 
 def build_drift_report(result: MonitorResult) -> str:
-    from jinja2 import Environment, PackageLoader, StrictUndefined
+    from automl.report import templates
 
-    from automl.cli.render import fmt
-
-    env = Environment(loader=PackageLoader("automl", "templates"), autoescape=True, undefined=StrictUndefined)
-    env.filters["num"] = fmt
     reference = result.frames["reference"]
     current = result.frames["current"]
     summary = result.to_dict()
@@ -76,25 +72,14 @@ def build_drift_report(result: MonitorResult) -> str:
     for feature in summary["features"]:
         ref = reference["features"][feature["name"]]
         sections.append({"drift": feature, "plot": _figure(feature["name"], ref, current[feature["name"]])})
-    if result.prediction is not None and "prediction" in reference:
-        outputs = result.frames["outputs"]
-        if result.version.task == "regression":
-            values = pd.Series(outputs, dtype=float)
-        else:
-            classes = result.frames["classes"]
-            values = pd.Series([classes[i] for i in np.argmax(outputs, axis=1)], dtype=object)
-        sections.append(
-            {"drift": summary["prediction_drift"], "plot": _figure(PREDICTION, reference["prediction"], values)}
-        )
-    return env.get_template("drift.html.j2").render(result=summary, sections=sections)
+    if result.prediction is not None:
+        plot = _figure(PREDICTION, reference["prediction"], result.frames["predictions"])
+        sections.append({"drift": summary["prediction_drift"], "plot": plot})
+    return str(templates().get_template("drift.html.j2").render(result=summary, sections=sections))
 
 
 def write_drift_report(result: MonitorResult, path: Path) -> Path:
     """Write the report of ``result`` to ``path`` (atomically); returns the absolute path."""
-    from automl.report import check_output
+    from automl.report import write_html
 
-    path = check_output(path)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(build_drift_report(result), encoding="utf-8")
-    partial.replace(path)
-    return path
+    return write_html(path, build_drift_report(result))

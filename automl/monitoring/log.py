@@ -177,7 +177,7 @@ class PredictionLog:
             return len(batch)
 
     def _purge(self) -> None:
-        if self.retention_days <= 0 or time.monotonic() - self._last_purge < PURGE_EVERY_S:
+        if not self.enabled or self.retention_days <= 0 or time.monotonic() - self._last_purge < PURGE_EVERY_S:
             return
         self._last_purge = time.monotonic()
         try:

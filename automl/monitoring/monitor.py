@@ -244,11 +244,11 @@ def monitor_frame(
     classes = None if version.task == "regression" else [str(c) for c in np.asarray(model.classes_).tolist()]
     if classes is not None and output_columns is not None:
         outputs = np.asarray(outputs)[:, [output_columns.index(c) for c in classes]]
+    if classes is None:
+        pred_values = pd.Series(outputs, dtype=float)
+    else:
+        pred_values = pd.Series([classes[i] for i in np.argmax(outputs, axis=1)], dtype=object)
     if "prediction" in reference:
-        if classes is None:
-            pred_values = pd.Series(outputs, dtype=float)
-        else:
-            pred_values = pd.Series([classes[i] for i in np.argmax(outputs, axis=1)], dtype=object)
         prediction = feature_drift(PREDICTION, reference["prediction"], pred_values, options)
 
     anomalies, flagged = feature_anomalies(frame, reference, ids)
@@ -273,7 +273,7 @@ def monitor_frame(
         outliers=outliers,
         live=live,
         seconds=time.perf_counter() - started,
-        frames={"current": frame, "reference": reference, "outputs": outputs, "classes": classes},
+        frames={"current": frame, "reference": reference, "predictions": pred_values},
     )
     if save:
         result.run = _save(store, result, actor)

@@ -37,7 +37,8 @@ from automl.store.base import Store
 # -- the report -----------------------------------------------------------------------------------
 
 
-def _templates() -> Any:
+def templates() -> Any:
+    """The Jinja environment of the HTML reports (the job report, the drift report)."""
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
     env = Environment(loader=PackageLoader("automl", "templates"), autoescape=True, undefined=StrictUndefined)
@@ -78,7 +79,7 @@ def build_report(store: Store, artifacts: ArtifactStore, job_id: int, database_u
         "curves": learning_curves_section(store, job, runs),
         "missing": why_missing(job),
     }
-    return str(_templates().get_template("report.html.j2").render(**context))
+    return str(templates().get_template("report.html.j2").render(**context))
 
 
 def check_output(path: Path) -> Path:
@@ -97,8 +98,12 @@ def check_output(path: Path) -> Path:
 
 def write_report(store: Store, artifacts: ArtifactStore, job_id: int, database_url: str, path: Path) -> Path:
     """Build the report and write it to ``path`` (atomically); returns the absolute path."""
+    return write_html(path, build_report(store, artifacts, job_id, database_url))
+
+
+def write_html(path: Path, html: str) -> Path:
+    """Write ``html`` to ``path`` atomically (a partial file renamed over it); the absolute path."""
     path = check_output(path)
-    html = build_report(store, artifacts, job_id, database_url)
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(html, encoding="utf-8")
     partial.replace(path)
