@@ -49,7 +49,7 @@ def study_name(job_id: int) -> str:
     return f"automl-job-{job_id}"
 
 
-RUNG_MIN_PEERS = 4  # trials that must have reported a row rung before it prunes
+RUNG_PROMOTION = 2  # a row rung passes on the better 1/RUNG_PROMOTION of the trials that reached it
 FAMILY_STARTUP = 3  # finished trials of a family before its fold steps prune its other trials
 
 
@@ -62,11 +62,15 @@ class RungPruner(optuna.pruners.BasePruner):
     finish, and its out-of-fold predictions (the ensemble's diversity) would be lost.
 
     At a row rung (step ``ROWS_STEP + i``, see :func:`automl.training.row_rungs`), asynchronous
-    successive halving across families: a trial goes on to more rows only if its score is in the
-    better half of every score reported at that rung, by finished, pruned and running trials alike
-    (ASHA, Li et al. 2020, with a promotion rate of 1/2). Comparing with finished trials only would
-    hold each small rung against the few configurations that went on, the best ones, and prune
-    almost everything."""
+    successive halving across families (ASHA, Li et al. 2020, promotion rate 1/:data:`RUNG_PROMOTION`):
+    among the n trials that reached the rung, this one included, a trial goes on to more rows only if
+    it ranks in the best ``max(1, n // 2)``, counting finished, pruned and running trials alike.
+    Comparing with finished trials only would hold each small rung against the few configurations
+    that went on, the best ones, and prune almost everything. The rule holds from the first peer on,
+    so that on large data a configuration that trails on few rows does not pay for every row; but a
+    family's first trial at a rung always goes on, as at the fold steps: its model on all the rows is
+    what the ensemble needs from that family (a default CatBoost trailing a default LightGBM on 10k
+    rows still earns a large weight beside it on all of them)."""
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         step = trial.last_step
@@ -88,9 +92,14 @@ class RungPruner(optuna.pruners.BasePruner):
             if len(peers) < FAMILY_STARTUP:
                 return False
         else:
-            peers = [t.intermediate_values[step] for t in trials if t.number != trial.number]
-            if len(peers) < RUNG_MIN_PEERS:
+            others = [t for t in trials if t.number != trial.number and not math.isnan(t.intermediate_values[step])]
+            family = trial.params.get(FAMILY_PARAM)
+            if not any(t.params.get(FAMILY_PARAM) == family for t in others):
                 return False
+            peers = [t.intermediate_values[step] for t in others]
+            maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+            ahead = sum(1 for p in peers if (p > value if maximize else p < value))
+            return ahead >= max(1, (len(peers) + 1) // RUNG_PROMOTION)
         middle = float(np.nanmedian(peers))
         if study.direction == optuna.study.StudyDirection.MAXIMIZE:
             return bool(value < middle)

@@ -149,12 +149,40 @@ def test_a_row_rung_prunes_against_every_trial_that_reached_it_not_only_the_fini
         study.tell(trial, value if finish else None, state=None if finish else optuna.trial.TrialState.PRUNED)
         return pruned
 
-    assert reach_rung(500.0, finish=True) is False  # too few peers yet: nothing is pruned
+    assert reach_rung(500.0, finish=True) is False  # the first at a rung always goes on
     for value in (900.0, 800.0, 700.0):  # pruned trials: their rung scores still count
         reach_rung(value, finish=False)
     # The median of the four peers is 750: against the finished one alone (500) this would be pruned.
     assert reach_rung(600.0, finish=True) is False
     assert reach_rung(850.0, finish=False) is True
+
+
+def test_a_row_rung_promotes_the_better_half_from_the_first_peer_but_each_familys_first_trial() -> None:
+    import optuna
+
+    from automl.training import ROWS_STEP
+    from automl.tuning import RungPruner
+
+    study = optuna.create_study(direction="minimize", pruner=RungPruner())
+    families = optuna.distributions.CategoricalDistribution(["lightgbm", "catboost"])
+
+    def reach_rung(family: str, value: float) -> bool:
+        study.enqueue_trial({"family": family})
+        trial = study.ask({"family": families})
+        trial.report(value, ROWS_STEP)
+        pruned = trial.should_prune()
+        study.tell(trial, None if pruned else value, state=optuna.trial.TrialState.PRUNED if pruned else None)
+        return pruned
+
+    assert reach_rung("lightgbm", 500.0) is False
+    # CatBoost's first trial trails LightGBM on the sample yet goes on: the ensemble needs its family.
+    assert reach_rung("catboost", 560.0) is False
+    # A second LightGBM behind both is pruned with only two peers (top 1 of 3 go on)...
+    assert reach_rung("lightgbm", 600.0) is True
+    # ...and one ahead of both goes on. Of five, the best two go on: 550 ranks third; of six, 495 second.
+    assert reach_rung("lightgbm", 490.0) is False
+    assert reach_rung("catboost", 550.0) is True
+    assert reach_rung("catboost", 495.0) is False
 
 
 def test_a_fold_step_prunes_a_trial_against_its_own_family_only() -> None:
