@@ -18,6 +18,13 @@ import numpy as np
 SMALL_LARGE_CELLS_PER_HOUR = 10_000_000
 CV_MAX_ROWS = 100_000
 HOLDOUT_VALIDATION_FRACTION = 0.1
+# Under the holdout scheme a trial trains on at most this many cells (rows x feature columns) per
+# second of the time budget, on a seeded sample of the training split; the final model is refit on
+# every row. FLAML treats the sample size as a resource of the search for the same reason (its
+# sample grows from 10k rows); a fixed ceiling from the budget keeps the trial count up on data far
+# larger than the budget can cover: 540k rows x 9 columns at 60 s trains trials on 166,666 rows.
+TRIAL_CELLS_PER_SECOND = 25_000
+MIN_TRIAL_ROWS = 40_000
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ class Validation:
     scheme: str  # "cv" or "holdout"
     folds: int  # K for cv; 1 for holdout
     reason: str
+    max_train_rows: int | None = None  # holdout: trials train on a sample of at most this many rows
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,7 +96,10 @@ def choose_validation(
         return Validation("holdout", 1, "one holdout split: cv.scheme is holdout")
     cells = rows * max(columns, 1) / 0.9
     if rows >= CV_MAX_ROWS:
-        return Validation("holdout", 1, f"one holdout split: {rows:,} training rows >= {CV_MAX_ROWS:,}")
+        return _sampled(
+            Validation("holdout", 1, f"one holdout split: {rows:,} training rows >= {CV_MAX_ROWS:,}"),
+            rows, columns, time_budget_s,
+        )  # fmt: skip
     if time_budget_s is None:
         return Validation("cv", folds, f"{folds}-fold cross-validation: {rows:,} rows and no time budget")
     allowed = SMALL_LARGE_CELLS_PER_HOUR * time_budget_s / 3600.0
@@ -97,10 +108,26 @@ def choose_validation(
             "cv", folds, f"{folds}-fold cross-validation: {rows:,} rows x {columns} columns is small for "
             f"a {time_budget_s:g} s budget"
         )  # fmt: skip
-    return Validation(
-        "holdout", 1, f"one holdout split: {rows:,} rows x {columns} columns is large for a {time_budget_s:g} s "
-        f"budget (K-fold would leave K times fewer trials)"
+    return _sampled(
+        Validation(
+            "holdout", 1, f"one holdout split: {rows:,} rows x {columns} columns is large for a {time_budget_s:g} s "
+            f"budget (K-fold would leave K times fewer trials)"
+        ),
+        rows, columns, time_budget_s,
     )  # fmt: skip
+
+
+def _sampled(validation: Validation, rows: int, columns: int, time_budget_s: float | None) -> Validation:
+    """``validation`` with the trials' row ceiling (:data:`TRIAL_CELLS_PER_SECOND`) when the budget
+    cannot cover every training row in each trial."""
+    if time_budget_s is None:
+        return validation
+    train_rows = int(rows * (1 - HOLDOUT_VALIDATION_FRACTION))
+    cap = max(MIN_TRIAL_ROWS, int(TRIAL_CELLS_PER_SECOND * time_budget_s / max(columns, 1)))
+    if train_rows <= cap:
+        return validation
+    reason = f"{validation.reason}; trials train on {cap:,} of its {train_rows:,} rows, the final model on all"
+    return Validation(validation.scheme, validation.folds, reason, cap)
 
 
 def make_folds(
@@ -138,7 +165,17 @@ def make_folds(
     if groups is not None:
         assign = same_fold_for_same_key(assign, groups)
     if validation.scheme == "holdout":
-        return [(index[assign != 0], index[assign == 0])]
+        train = index[assign != 0]
+        cap = validation.max_train_rows
+        if cap is not None and len(train) > cap:
+            try:
+                train, _ = train_test_split(
+                    train, train_size=cap, random_state=seed, stratify=y[train] if stratify else None
+                )
+            except ValueError:  # a class too rare to stratify
+                train, _ = train_test_split(train, train_size=cap, random_state=seed)
+            train = np.sort(train)
+        return [(train, index[assign == 0])]
     return [(index[assign != k], index[assign == k]) for k in range(validation.folds)]
 
 

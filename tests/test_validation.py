@@ -13,7 +13,7 @@ from automl.preprocessing import plan_features
 from automl.profile import profile_frame, with_target
 from automl.training import prepare_data
 from automl.tuning import MIN_TRIAL_S, TRIAL_SHARE, trial_deadline
-from automl.validation import HOLDOUT_VALIDATION_FRACTION, choose_validation
+from automl.validation import HOLDOUT_VALIDATION_FRACTION, Validation, choose_validation
 
 
 def _frame(rows: int, columns: int, seed: int = 0) -> pd.DataFrame:
@@ -47,6 +47,29 @@ def test_large_data_for_the_budget_gets_one_holdout_split() -> None:
     # Past 100k rows it is a holdout split whatever the budget; without a budget, K-fold below that.
     assert choose_validation(150_000, 3, 7 * 24 * 3600.0).scheme == "holdout"
     assert choose_validation(50_000, 30, None).scheme == "cv"
+
+
+def test_trials_train_on_a_sample_when_the_budget_cannot_cover_every_row() -> None:
+    from automl.validation import MIN_TRIAL_ROWS, TRIAL_CELLS_PER_SECOND, make_folds
+
+    # 430k training rows x 9 columns at 60 s: a trial trains on 166,666 of the split's 387k rows.
+    choice = choose_validation(430_000, 9, 60.0)
+    assert choice.max_train_rows == TRIAL_CELLS_PER_SECOND * 60 // 9
+    assert "166,666 of its 387,000 rows" in choice.reason
+    assert choose_validation(430_000, 9, 3600.0).max_train_rows is None  # an hour covers them
+    assert choose_validation(43_152, 9, 60.0).max_train_rows is None  # diamonds: all rows
+    assert choose_validation(430_000, 500, 60.0).max_train_rows == MIN_TRIAL_ROWS  # wide: a floor
+    assert choose_validation(430_000, 9, None).max_train_rows is None
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(60_000) < 0.2).astype(int)
+    capped = Validation("holdout", 1, "test", 45_000)
+    [(train, valid)] = make_folds(y, capped, True, seed=3)
+    [(full_train, full_valid)] = make_folds(y, Validation("holdout", 1, "test"), True, seed=3)
+    assert len(train) == 45_000 and np.array_equal(valid, full_valid)  # the same validation rows
+    assert set(train) < set(full_train) and abs(y[train].mean() - y.mean()) < 0.002  # stratified
+    [(again, _)] = make_folds(y, capped, True, seed=3)
+    assert np.array_equal(train, again)  # every worker draws the same sample
 
 
 def test_the_spec_can_force_either_scheme() -> None:
