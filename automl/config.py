@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         gt=0,
         description="A worker's trial task hands the job back to the queue after this long.",
     )
+    worker_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="Threads of each trial an `automl worker` runs for a spec whose n_jobs is -1 "
+        "(`automl worker` sets it to the machine's cores divided by --concurrency unless given). Where "
+        "several workers share a machine, give each its share: cores / worker processes.",
+    )
     admin_token: SecretStr | None = Field(
         default=None,
         description="Bearer token for the server's admin endpoints (promote, rollback); unset disables them.",

@@ -42,8 +42,9 @@ def environment() -> dict[str, str]:
     return versions
 
 
-def load_context(store: Store, artifacts: ArtifactStore, job_id: int) -> JobContext:
-    """Rebuild a job's data, features and candidates from the store (deterministic)."""
+def load_context(store: Store, artifacts: ArtifactStore, job_id: int, threads: int | None = None) -> JobContext:
+    """Rebuild a job's data, features and candidates from the store (deterministic). ``threads``
+    (a worker's share of its machine's cores) replaces the spec's ``n_jobs`` of -1 (every core)."""
     from automl.candidates import SelectionContext, select_candidates
     from automl.datasets import load_registered
     from automl.preprocessing import plan_features
@@ -67,7 +68,7 @@ def load_context(store: Store, artifacts: ArtifactStore, job_id: int) -> JobCont
         holdout_fraction=spec.holdout_fraction,
         folds=spec.cv.folds,
         seed=spec.seed,
-        n_jobs=spec.n_jobs,
+        n_jobs=threads if threads is not None and spec.n_jobs == -1 else spec.n_jobs,
         scheme=spec.cv.scheme,
         # The plan (validation scheme, candidates) follows the budget the job was submitted with, in
         # its spec; a resume that extends the wall (jobs.time_budget_s) must not change the folds

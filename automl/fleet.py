@@ -99,8 +99,10 @@ def run_trials(
     dispatch: Dispatch,
     slice_s: float = SLICE_S,
     lease_s: float = LEASE_S,
+    threads: int | None = None,
 ) -> str:
-    """One worker's share of a job's tuning. Ends by re-enqueueing itself (slice over, budget
+    """One worker's share of a job's tuning (each trial on ``threads`` threads when the spec says
+    every core: see :func:`automl.context.load_context`). Ends by re-enqueueing itself (slice over, budget
     left), by finishing a cancelled job, or by asking for the finalizing step."""
     from automl.context import load_context
     from automl.pipeline import tune_job
@@ -109,11 +111,13 @@ def run_trials(
     if job.status != "running":
         return job.status
     if not job.cancel_requested:
-        ctx = load_context(store, artifacts, job_id)
+        ctx = load_context(store, artifacts, job_id, threads)
         stop_at = time.monotonic() + slice_s
-        tune_job(store, artifacts, ctx, database_url, stop_at=stop_at, worker=worker_name(), lease_s=lease_s)
+        progress = tune_job(store, artifacts, ctx, database_url, stop_at=stop_at, worker=worker_name(), lease_s=lease_s)
         job = store.get_job(job_id)
-        if not job.cancel_requested and not _budget_spent(store, job_id):
+        # Tuning that stopped at the wall less the finalizing reserve is over: re-enqueueing would
+        # only spin until the wall itself, spending the time the finalizing step was given.
+        if not job.cancel_requested and not progress.out_of_time and not _budget_spent(store, job_id):
             dispatch.run_trials(job_id)
             return "continued"
     return settle(store, job_id, dispatch, lease_s, database_url)
@@ -197,7 +201,10 @@ def _cancelled(store: Store, job_id: int) -> str:
 
 
 def finalize(store: Store, artifacts: ArtifactStore, job_id: int) -> str:
-    """Ensemble, refit, holdout metrics and the one model version; ends the job."""
+    """Ensemble, refit, holdout metrics and the one model version; ends the job. Its refits use
+    the spec's threads (every core for -1), not a worker's share: the job's trials have ended, and
+    a refit on one thread of a model whose trial took a third of the budget rarely fits in what is
+    left of it."""
     from automl.context import load_context, wall_end_of
     from automl.pipeline import finalize_job
 
@@ -208,10 +215,10 @@ def finalize(store: Store, artifacts: ArtifactStore, job_id: int) -> str:
         return _cancelled(store, job_id)
     ctx = load_context(store, artifacts, job_id)
     try:
-        wall_end = wall_end_of(job)
-        if wall_end is not None:
-            wall_end += 0.25 * (job.time_budget_s or 0.0)  # the refit reserve may be spent by now
-        finalize_job(store, artifacts, ctx, wall_end)
+        # The job's own wall, as in one process: the workers stopped tuning early enough to leave
+        # the reserve for this step; when it starts late, finalizing falls back to a model that
+        # needs the least time (a trial's own fit, or the cheapest refit) and says so.
+        finalize_job(store, artifacts, ctx, wall_end_of(job))
     except StoreError:
         raise
     except AutomlError as exc:

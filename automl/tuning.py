@@ -141,6 +141,7 @@ class TuneProgress:
     best_family: str | None = None
     last_family: str | None = None
     scored: list[tuple[float, float, str]] = field(default_factory=list)  # (cv score, fit seconds, family)
+    out_of_time: bool = False  # tuning stopped at the job's wall less the finalizing reserve
 
     @property
     def elapsed(self) -> float:
@@ -162,17 +163,25 @@ FINALIZE_FIXED_S = 1.5
 FINALIZE_FIXED_SHARE = 0.02
 
 
-def reserve_seconds(progress: TuneProgress, refit_scale: float, limits: TuneLimits, greater_is_better: bool) -> float:
+def reserve_seconds(
+    progress: TuneProgress,
+    refit_scale: float,
+    limits: TuneLimits,
+    greater_is_better: bool,
+    scored: list[tuple[float, float, str]] | None = None,
+) -> float:
     """Time kept back for finalizing: its fixed cost plus the refit cost (a trial's summed fit
     seconds times ``refit_scale``), with margin, of the models the ensemble is likely to take: the
-    best few, and the best of each of the three leading families (the diverse members)."""
+    best few, and the best of each of the three leading families (the diverse members). ``scored``
+    is every scored trial of the job (all workers'); by default this caller's own."""
     if limits.wall_end is None or progress.wall_s is None:
         return 0.0
+    scored = progress.scored if scored is None else scored
     fixed = FINALIZE_FIXED_S + FINALIZE_FIXED_SHARE * progress.wall_s
     cap = min(0.35 * progress.wall_s + limits.refit_extra_s, 0.5 * progress.wall_s)
-    if not progress.scored:
+    if not scored:
         return min(max(fixed, 0.10 * progress.wall_s) + limits.refit_extra_s, cap)
-    ranked = sorted(progress.scored, key=lambda sf: sf[0], reverse=greater_is_better)
+    ranked = sorted(scored, key=lambda sf: sf[0], reverse=greater_is_better)
     likely = ranked[: min(3, limits.ensemble_size)]
     leaders: dict[str, tuple[float, float, str]] = {}
     for entry in ranked:
@@ -182,6 +191,18 @@ def reserve_seconds(progress: TuneProgress, refit_scale: float, limits: TuneLimi
             likely.append(entry)
     per_refit = [fit * refit_scale for _, fit, _ in likely]
     return min(fixed + 1.5 * sum(per_refit) + limits.refit_extra_s, cap)
+
+
+SCORED_READ_S = 1.0
+
+
+def scored_trials(store: Store, job_id: int) -> list[tuple[float, float, str]]:
+    """(CV score, fit seconds, family) of every succeeded trial of the job, whichever worker ran it."""
+    return [
+        (r.cv_score, r.fit_seconds or 0.0, r.family)
+        for r in store.list_runs(job_id)
+        if r.kind == "trial" and r.status == "succeeded" and r.cv_score is not None
+    ]
 
 
 def _save_oof(artifacts: ArtifactStore, job_id: int, number: int, oof: np.ndarray) -> str:
@@ -489,6 +510,11 @@ def tune(
     held: _Asked | None = None  # a slot claimed and a trial drawn ahead, while the previous one ran
     finished: _Outcome | None = None  # ended, not yet recorded
     last_trial_s = 0.0
+    # Every worker of the job reserves time for the same finalizing step, so each reads the job's
+    # scored trials from the store (at most once a second) rather than counting its own only: a
+    # worker that ran the cheap trials would otherwise tune on into the time the other's need.
+    job_scored: list[tuple[float, float, str]] = []
+    read_at, own_at_read = -math.inf, 0
 
     def record(outcome: _Outcome) -> str:
         result = _record(outcome, study, store, artifacts, job_id)
@@ -503,10 +529,14 @@ def tune(
             if stop_at is not None and now >= stop_at:
                 break
             if limits.wall_end is not None:
+                if now - read_at >= SCORED_READ_S:
+                    job_scored, read_at, own_at_read = scored_trials(store, job_id), now, len(progress.scored)
+                scored = job_scored + progress.scored[own_at_read:]  # and this caller's since the read
                 tune_end = limits.wall_end - reserve_seconds(
-                    progress, data.refit_scale, limits, metric.greater_is_better
+                    progress, data.refit_scale, limits, metric.greater_is_better, scored
                 )
                 if now >= tune_end - 0.25:
+                    progress.out_of_time = True
                     break
             else:
                 tune_end = math.inf

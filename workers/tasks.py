@@ -54,8 +54,9 @@ def run_trials(job_id: int) -> str:
     settings, store, artifacts = _context()
     try:
         return fleet.run_trials(
-            store, artifacts, job_id, settings.database_url, _dispatch(), settings.trial_slice_s, settings.trial_lease_s
-        )
+            store, artifacts, job_id, settings.database_url, _dispatch(),
+            settings.trial_slice_s, settings.trial_lease_s, settings.worker_threads,
+        )  # fmt: skip
     finally:
         reap_finished()  # the last trial's process is not left defunct until the next task
 

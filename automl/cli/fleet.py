@@ -47,11 +47,25 @@ def worker(
     queues: str = typer.Option("automl.control,automl.trials", "--queues", "-Q", help="Queues to consume."),
     loglevel: str = typer.Option("INFO", help="Log level."),
     name: str | None = typer.Option(None, help="Worker node name (default automl-<pid>@<host>)."),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="Threads per trial for specs with n_jobs -1 (default: AUTOML_WORKER_THREADS, else cores / "
+        "--concurrency). Several workers on one machine: cores / workers each.",
+    ),
 ) -> None:
     """Start a Celery worker of the fleet (needs AUTOML_DATABASE_URL, AUTOML_BROKER_URL, AUTOML_ARTIFACT_ROOT)."""
     import os
 
+    from automl.config import ENV_PREFIX
+
     open_store().close()  # refuse to start on an unreachable or stale store, with the fix
+    # Trials of a spec that asks for every core share the machine with the worker's other
+    # processes: fits that each start a thread per core on a busy machine are slowed many times
+    # over (OpenMP threads spin while they wait), and run past their deadlines.
+    share = threads or settings().worker_threads or max(1, (os.cpu_count() or 1) // concurrency)
+    os.environ[f"{ENV_PREFIX}WORKER_THREADS"] = str(share)
     argv = ["worker", f"--concurrency={concurrency}", f"--queues={queues}", f"--loglevel={loglevel}"]
     argv += [f"--hostname={name or f'automl-{os.getpid()}@%h'}", "--without-gossip", "--without-mingle"]
     _celery().worker_main(argv)
