@@ -5,6 +5,11 @@ Needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (each run uses a 
 Redis database of its own). Prints a Markdown section for bench/RESULTS.md.
 
     python bench/fleet_bench.py [--trials 40]
+    python bench/fleet_bench.py --search titanic,diamonds [--budget 60]
+
+``--search`` runs the default search (every family, the portfolio, pruning, row rungs, ensemble,
+refit on every row) of each named shared data set at the budget three ways: `automl run` in one
+process, and `automl submit` through one and through two workers; same spec, same holdout rows.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from statistics import mean
 from typing import Any
@@ -33,7 +39,8 @@ AUTOML = str(Path(sys.executable).with_name("automl"))
 DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 
 
-def run(workers: int, trials: int, family: str, tmp: Path) -> dict[str, Any]:
+def _environment(tmp: Path, tag: str) -> tuple[str, dict[str, str]]:
+    """A fresh PostgreSQL schema and Redis database for one measurement, and the env naming them."""
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(DSN, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
@@ -43,8 +50,106 @@ def run(workers: int, trials: int, family: str, tmp: Path) -> dict[str, Any]:
         **os.environ,
         "AUTOML_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}",
         "AUTOML_BROKER_URL": f"redis://127.0.0.1:6379/{db}",
-        "AUTOML_ARTIFACT_ROOT": str(tmp / f"art-{workers}"),
+        "AUTOML_ARTIFACT_ROOT": str(tmp / f"art-{tag}"),
     }
+    return schema, env
+
+
+def _start_workers(env: dict[str, str], workers: int, threads: int | None = None) -> list[subprocess.Popen[bytes]]:
+    share = ["--threads", str(threads)] if threads else []
+    procs = [
+        subprocess.Popen([AUTOML, "worker", "-c", "1", "--loglevel", "WARNING", *share], env=env,
+                         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(workers)
+    ]  # fmt: skip
+    time.sleep(6)  # workers connected and idle
+    return procs
+
+
+def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        p.wait(30)
+
+
+def _drop(schema: str) -> None:
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def search(dataset: str, workers: int, budget: float, tmp: Path) -> dict[str, Any]:
+    """The default search on ``dataset``: in one process (``workers`` 0) or through the fleet."""
+    entry = next(e for e in json.loads((SHARED / "manifest.json").read_text()) if e["name"] == dataset)
+    schema, env = _environment(tmp, f"{dataset}-{workers}")
+    spec = tmp / f"search-{dataset}-{workers}.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "spec_version": 1, "name": f"search-{dataset}", "seed": 0, "holdout_fraction": 0.2,
+                "task": "regression" if entry["task"] == "regression" else "classification",
+                "dataset": {"path": str(SHARED / entry["file"]), "target": entry["target"],
+                            "drop": entry.get("drop", [])},
+                "budget": {"time_s": budget}, "cv": {"folds": 5},
+            }
+        )
+    )  # fmt: skip
+    subprocess.run([AUTOML, "db", "upgrade"], env=env, check=True, capture_output=True)
+    started = time.monotonic()
+    if workers == 0:
+        subprocess.run([AUTOML, "run", str(spec)], env=env, check=True, capture_output=True, text=True)
+    else:
+        # The machine's cores shared out: each worker's trials get cores / workers threads.
+        procs = _start_workers(env, workers, max(1, (os.cpu_count() or 1) // workers))
+        started = time.monotonic()
+        try:
+            subprocess.run(
+                [AUTOML, "submit", str(spec), "--parallel", str(workers), "--wait"],
+                env=env, check=True, capture_output=True, text=True,
+            )  # fmt: skip
+        finally:
+            _stop_workers(procs)
+    wall = time.monotonic() - started
+    sys.path.insert(0, str(REPO))
+    from automl.store import open_store
+
+    store = open_store(env["AUTOML_DATABASE_URL"])
+    job = store.list_jobs(limit=1)[0]
+    summary = job.summary or {}
+    runs = [r for r in store.list_runs(job.id) if r.kind == "trial"]
+    store.close()
+    _drop(schema)
+    counts = summary.get("trials", {})
+    return {
+        "dataset": dataset, "workers": workers, "status": job.status, "metric": job.metric,
+        "holdout": summary.get("holdout_score"), "wall_s": wall, "trials": len(runs),
+        "succeeded": counts.get("succeeded"), "pruned": counts.get("pruned"),
+        "processes": len({r.worker for r in runs}), "families": len({r.family for r in runs}),
+        "validation": (summary.get("validation") or {}).get("scheme"), "final": summary.get("final"),
+        "members": len((summary.get("model") or {}).get("members") or []),
+        "not_scored": dict(Counter(f"{r.status}:{r.error_code}" for r in runs if r.error_code)),
+        "timing": summary.get("timing"), "final_reason": summary.get("final_reason"),
+        "tuning_ended_s": max(((r.finished_at or r.started_at) - job.started_at).total_seconds() for r in runs),
+        "examples": [(r.family, r.error_code, (r.error_message or "")[:200]) for r in runs if r.error_code][:4],
+    }  # fmt: skip
+
+
+def search_table(rows: list[dict[str, Any]], budget: float) -> None:
+    print(f"\n## The default search in process and on the fleet ({budget:g} s)\n")
+    print("| data set | metric | where | holdout | wall s | trials (succeeded / pruned) | trial processes "
+          "| families | validation | final (members) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        where = "in process (`automl run`)" if r["workers"] == 0 else f"{r['workers']} worker(s) (`automl submit`)"
+        print(
+            f"| {r['dataset']} | {r['metric']} | {where} | {r['holdout']:.4f} | {r['wall_s']:.1f} | "
+            f"{r['trials']} ({r['succeeded']} / {r['pruned']}) | {r['processes']} | {r['families']} | "
+            f"{r['validation']} | {r['final']} ({r['members']}) |"
+        )
+
+
+def run(workers: int, trials: int, family: str, tmp: Path) -> dict[str, Any]:
+    schema, env = _environment(tmp, str(workers))
     spec = tmp / f"spec-{workers}.json"
     spec.write_text(
         json.dumps(
@@ -57,23 +162,15 @@ def run(workers: int, trials: int, family: str, tmp: Path) -> dict[str, Any]:
         )
     )  # fmt: skip
     subprocess.run([AUTOML, "db", "upgrade"], env=env, check=True, capture_output=True)
-    procs = [
-        subprocess.Popen([AUTOML, "worker", "-c", "1", "--loglevel", "WARNING"], env=env, start_new_session=True,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(workers)
-    ]  # fmt: skip
+    procs = _start_workers(env, workers)
     try:
-        time.sleep(6)  # workers connected and idle
         submitted = time.time()
         out = subprocess.run(
             [AUTOML, "submit", str(spec), "--parallel", str(workers), "--wait"], env=env, capture_output=True, text=True
         )
         job_id = int(re.search(r"queued job (\d+)", out.stdout).group(1))  # type: ignore[union-attr]
     finally:
-        for p in procs:
-            os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            p.wait(30)
+        _stop_workers(procs)
     sys.path.insert(0, str(REPO))
     from automl.store import open_store
 
@@ -98,8 +195,7 @@ def run(workers: int, trials: int, family: str, tmp: Path) -> dict[str, Any]:
                 fits.append(a.fit_seconds or 0.0)
     per_trial = mean(periods)
     store.close()
-    with psycopg.connect(DSN, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    _drop(schema)
     return {
         "workers": workers, "trials": len(runs), "trials_per_min": 60 * len(runs) / span,
         "mean_trial_s": per_trial, "mean_fit_s": mean(fits), "mean_work_s": mean(works),
@@ -114,7 +210,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--family", default="linear", help="the one model family tuned (sets the trial length)")
+    parser.add_argument("--search", default="", help="comma-separated shared data sets: the default search instead")
+    parser.add_argument("--budget", type=float, default=60.0, help="time_s of each --search job")
+    parser.add_argument("--ways", default="0,1,2", help="--search: workers per run (0: in one process)")
     args = parser.parse_args()
+    if args.search:
+        with tempfile.TemporaryDirectory() as tmp:
+            ways = [int(w) for w in args.ways.split(",")]
+            rows = [search(d, w, args.budget, Path(tmp)) for d in args.search.split(",") for w in ways]
+        for r in rows:
+            print(json.dumps(r))
+        search_table(rows, args.budget)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         results = [run(n, args.trials, args.family, Path(tmp)) for n in (1, 2)]
     for r in results:
