@@ -94,6 +94,7 @@ def test_serve_log_feedback_monitor_retrain(tmp_path: Path) -> None:
     assert predicted.returncode == 0, predicted.stderr
     lines = predicted.stdout.splitlines()
     assert lines[0] == "row_id,prediction" and lines[1].startswith(f"{old['passenger_id'][0]},")
+    assert "row ids from column 'passenger_id'" in predicted.stderr and "ignored columns" not in predicted.stderr
     assert _json(tmp_path, "monitor", "titanic", "--since", "1h", "--max-rows", "10")["rows"] == 10
 
     retrained = automl_in(tmp_path, "retrain", "titanic", "--data", "everyone.csv", "--trials", "5", "--quiet")

@@ -104,15 +104,16 @@ def predict(
     started = time.perf_counter()
     out = predict_frame(model, records_frame(records, schema), version.task, proba=True)
     latency_ms = (time.perf_counter() - started) * 1000
-    ids = _log_rows(store, version, records, out, latency_ms, settings().log_sample_rate if log else 0.0)
+    ids, id_column = _log_rows(store, version, records, out, latency_ms, settings().log_sample_rate if log else 0.0)
     if not proba:
         out["probabilities"] = None
     table = pd.DataFrame({"row_id": ids, "prediction": out["predictions"]})
     if out["probabilities"] is not None:
         for key in [str(c) for c in out["classes"]]:
             table[f"proba_{key}"] = [row[key] for row in out["probabilities"]]
-    ignored = [str(c) for c in frame.columns if str(c) not in {c["name"] for c in schema}]
-    note = f"; ignored columns: {', '.join(ignored)}" if ignored else ""
+    ignored = [str(c) for c in frame.columns if str(c) not in {c["name"] for c in schema} and str(c) != id_column]
+    note = f"; row ids from column '{id_column}'" if id_column and id_column in frame.columns else ""
+    note += f"; ignored columns: {', '.join(ignored)}" if ignored else ""
     if output is None:
         table.to_csv(sys.stdout, index=False)
     else:
@@ -125,12 +126,14 @@ def predict(
 
 def _log_rows(
     store: Any, version: Any, records: list[dict[str, Any]], out: dict[str, Any], latency_ms: float, rate: float
-) -> list[str]:
-    """Write the answered rows to the prediction log now (``rate`` of them; 0: none); their row ids."""
+) -> tuple[list[str], str | None]:
+    """Write the answered rows to the prediction log now (``rate`` of them; 0: none); their row ids
+    and the spec's id column they were read from (None: generated)."""
     from automl.monitoring.log import Entry, PredictionLog, row_ids
 
     log = PredictionLog(lambda: store, sample_rate=rate, retention_days=settings().log_retention_days)
-    ids = row_ids(records, log.id_column(version))
+    id_column = log.id_column(version)
+    ids = row_ids(records, id_column)
     log.record(
         Entry(version, records, out["predictions"], out["probabilities"], ids, latency_ms, "predict", datetime.now(UTC))
     )
@@ -139,7 +142,7 @@ def _log_rows(
         console_err().print(
             "[yellow]warning[/]: the predictions were not written to the prediction log", highlight=False
         )
-    return ids
+    return ids, id_column
 
 
 def serve(
