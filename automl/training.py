@@ -27,6 +27,7 @@ from automl.validation import (
     make_folds,
     refit_scale,
     row_keys,
+    sample_rows,
     usable_split,
     validated_rows,
 )
@@ -60,19 +61,6 @@ def row_rungs(n_rows: int) -> list[int]:
         rungs.append(size)
         size *= RUNG_GROWTH
     return [*rungs, n_rows]
-
-
-def _rung_rows(train: np.ndarray, y: np.ndarray, size: int, seed: int, classify: bool) -> np.ndarray:
-    """``size`` of the ``train`` rows, drawn with the job's seed (stratified by class when it can be)."""
-    if size >= len(train):
-        return train
-    from sklearn.model_selection import train_test_split
-
-    try:
-        picked, _ = train_test_split(train, train_size=size, random_state=seed, stratify=y[train] if classify else None)
-    except ValueError:  # a class too rare to stratify
-        picked, _ = train_test_split(train, train_size=size, random_state=seed)
-    return np.sort(np.asarray(picked))
 
 
 @dataclass(frozen=True)
@@ -318,7 +306,7 @@ def _ramp_rows(
     train, valid = data.folds[0]
     rungs = row_rungs(len(train))
     for i, size in enumerate(rungs[:-1]):
-        rows = _rung_rows(train, data.y, size, data.seed, data.task != "regression")
+        rows = sample_rows(train, data.y, size, data.seed, data.task != "regression")
         model = build(data, family, params)
         if deadline is not None and "max_time_s" in model.named_steps["model"].get_params():
             model.set_params(model__max_time_s=time_share_s(deadline, 1) * size / len(train))

@@ -166,17 +166,24 @@ def make_folds(
         assign = same_fold_for_same_key(assign, groups)
     if validation.scheme == "holdout":
         train = index[assign != 0]
-        cap = validation.max_train_rows
-        if cap is not None and len(train) > cap:
-            try:
-                train, _ = train_test_split(
-                    train, train_size=cap, random_state=seed, stratify=y[train] if stratify else None
-                )
-            except ValueError:  # a class too rare to stratify
-                train, _ = train_test_split(train, train_size=cap, random_state=seed)
-            train = np.sort(train)
+        if validation.max_train_rows is not None:
+            train = sample_rows(train, y, validation.max_train_rows, seed, stratify)
         return [(train, index[assign == 0])]
     return [(index[assign != k], index[assign == k]) for k in range(validation.folds)]
+
+
+def sample_rows(rows: np.ndarray, y: np.ndarray, size: int, seed: int, stratify: bool) -> np.ndarray:
+    """``size`` of ``rows`` (all of them when there are no more), drawn with ``seed``, stratified by
+    the class ``y`` when ``stratify`` and every class has rows enough; sorted."""
+    if size >= len(rows):
+        return rows
+    from sklearn.model_selection import train_test_split
+
+    try:
+        picked, _ = train_test_split(rows, train_size=size, random_state=seed, stratify=y[rows] if stratify else None)
+    except ValueError:  # a class too rare to stratify
+        picked, _ = train_test_split(rows, train_size=size, random_state=seed)
+    return np.sort(np.asarray(picked))
 
 
 def same_fold_for_same_key(assign: np.ndarray, keys: np.ndarray) -> np.ndarray:
