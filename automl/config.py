@@ -60,6 +60,14 @@ class Settings(BaseSettings):
         "(`automl worker` sets it to the machine's cores divided by --concurrency unless given). Where "
         "several workers share a machine, give each its share: cores / worker processes.",
     )
+    parallel_trials: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Trials `automl run` and `automl jobs resume` run at once, each on its share of the "
+        "cores (unless the spec sets n_jobs). Unset: up to 4 on a machine with that many cores, and one "
+        "at a time for a job with a trial budget, so that its seed reproduces it.",
+    )
     admin_token: SecretStr | None = Field(
         default=None,
         description="Bearer token for the server's admin endpoints (promote, rollback); unset disables them.",
@@ -91,6 +99,14 @@ class Settings(BaseSettings):
         description="Predictions one server process runs at once (more wait their turn). Tree ensembles "
         "predict in Python under the GIL, so threads only slow each other down: scale with `--workers`.",
     )
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container's limit may narrow)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)

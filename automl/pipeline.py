@@ -14,6 +14,7 @@ commands (``automl jobs list``) that need none of them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import getpass
 import os
 import threading
@@ -122,9 +123,13 @@ def tune_job(
     worker: str | None = None,
     lease_s: float = LEASE_S,
     should_stop: Callable[[], bool] | None = None,
+    parallel: int = 1,
+    threads: int | None = None,
 ) -> Any:
     """Run trials into the job's one study until its budget is spent (or, for a worker, until
-    ``stop_at``). Safe to call from many processes at once: they share the study and the counters."""
+    ``stop_at``). Safe to call from many processes at once: they share the study and the counters.
+    ``parallel`` trials run at once in this process, each on ``threads`` threads (default: the
+    context's)."""
     from automl.portfolio import enqueue_first
     from automl.tuning import TuneLimits, TuneProgress, open_study, recover_stale, tune
     from automl.warmstart import find_warm_start
@@ -142,9 +147,10 @@ def tune_job(
     # The clock is the job's: its wall (time_budget_s, extended by a resume) and its trial cap.
     limits = TuneLimits(wall_end_of(job), job.trial_budget, spec.budget.trial_time_s, spec.ensemble.max_size, extra)
     progress = TuneProgress(time.monotonic(), job.time_budget_s)
+    data = ctx.data if threads is None else dataclasses.replace(ctx.data, n_jobs=threads)
     return tune(
-        study, ctx.data, ctx.families, store, artifacts, job.id, limits, progress, on_progress, worker, stop_at,
-        should_stop,
+        study, data, ctx.families, store, artifacts, job.id, limits, progress, on_progress, worker, stop_at,
+        should_stop, parallel,
     )  # fmt: skip
 
 
@@ -212,13 +218,15 @@ def run_job(
     clock_started: datetime | None = None,
     stop: StopRequest | None = None,
     lease_s: float = LEASE_S,
+    parallel: int | None = None,
 ) -> JobRecord:
     """Run every step of a queued job in this process. Failures end the job ``failed`` with a code.
 
     ``clock_started`` (the start of the user's command) makes the time budget count from then
     instead of from the job's claim, so that loading and registering the data are inside it.
     ``stop`` turning true ends tuning early and finishes the job with the trials done; a
-    ``KeyboardInterrupt`` cancels it. The job is heartbeated while this runs (see :func:`resume_job`)."""
+    ``KeyboardInterrupt`` cancels it. The job is heartbeated while this runs (see :func:`resume_job`).
+    ``parallel`` trials run at once (default: :func:`automl.tuning.trials_at_once`)."""
     started = time.monotonic()
     if clock_started is not None:
         started -= max(0.0, (datetime.now(UTC) - clock_started).total_seconds())
@@ -227,7 +235,7 @@ def run_job(
         if clock_started is not None:
             store.update_job(job_id, started_at=clock_started)
         with job_heartbeat(store, job_id, min(HEARTBEAT_S, lease_s / 4)):
-            return _tune_and_finalize(store, artifacts, ctx, database_url, on_progress, started, stop)
+            return _tune_and_finalize(store, artifacts, ctx, database_url, on_progress, started, stop, parallel)
     raise AssertionError("unreachable")  # pragma: no cover  (_ends_job re-raises)
 
 
@@ -258,13 +266,21 @@ def _tune_and_finalize(
     on_progress: Callable[[Any], None] | None,
     started: float,
     stop: StopRequest | None,
+    parallel: int | None,
 ) -> JobRecord:
+    from automl.config import available_cores
+    from automl.tuning import trials_at_once
+
     job_id = ctx.job.id
-    budget = store.get_job(job_id).time_budget_s
+    job = store.get_job(job_id)
+    budget = job.time_budget_s
+    at_once, threads = trials_at_once(ctx.spec.n_jobs, job.trial_budget, available_cores(), parallel)
     tune_started = time.monotonic()
     progress = None
-    if store.get_job(job_id).finalize_claimed_at is None:  # a resumed job may have died finalizing
-        progress = tune_job(store, artifacts, ctx, database_url, on_progress, should_stop=stop)
+    if job.finalize_claimed_at is None:  # a resumed job may have died finalizing
+        progress = tune_job(
+            store, artifacts, ctx, database_url, on_progress, should_stop=stop, parallel=at_once, threads=threads
+        )
         if store.get_job(job_id).cancel_requested:
             return store.finish_job(job_id, "cancelled", "CANCELLED", "cancelled while running")
         if not store.claim_finalize(job_id):
@@ -283,6 +299,7 @@ def _tune_and_finalize(
     summary: dict[str, Any] = {"timing": timing}
     if progress is not None:
         summary["trials_run"] = progress.done + progress.failed + progress.pruned
+        summary["trials_at_once"] = {"trials": at_once, "threads_each": threads}
     if stop is not None and stop.finish:
         summary["stopped_early"] = "the user pressed Ctrl-C: tuning ended early, the job finished with the trials done"
     store.merge_job_summary(job_id, summary)
@@ -298,6 +315,7 @@ def resume_job(
     time_s: float | None = None,
     stop: StopRequest | None = None,
     lease_s: float = LEASE_S,
+    parallel: int | None = None,
 ) -> JobRecord:
     """Continue, in this process, a job whose in-process runner died (killed, a reboot): its
     heartbeat is older than ``lease_s``. Every run already recorded and the study are kept; the
@@ -308,7 +326,9 @@ def resume_job(
 
     job = store.get_job(job_id)
     if job.status == "queued":
-        return run_job(store, artifacts, job_id, database_url, on_progress, stop=stop, lease_s=lease_s)
+        return run_job(
+            store, artifacts, job_id, database_url, on_progress, stop=stop, lease_s=lease_s, parallel=parallel
+        )
     if job.status != "running":
         raise JobNotResumable(
             f"job {job_id} already ended: {job.status}",
@@ -350,5 +370,7 @@ def resume_job(
             store.release_finalize(job_id)
             store.claim_finalize(job_id)  # this process finalizes it
         with job_heartbeat(store, job_id, min(HEARTBEAT_S, lease_s / 4)):
-            return _tune_and_finalize(store, artifacts, ctx, database_url, on_progress, time.monotonic(), stop)
+            return _tune_and_finalize(
+                store, artifacts, ctx, database_url, on_progress, time.monotonic(), stop, parallel
+            )
     raise AssertionError("unreachable")  # pragma: no cover  (_ends_job re-raises)

@@ -115,12 +115,36 @@ def reap_finished(timeout_s: float = 5.0) -> None:
 
 
 class Child:
-    """A forked child running one piece of work; :meth:`wait` serves its messages until it ends."""
+    """A forked child running one piece of work; :meth:`wait` serves its messages until it ends, or
+    a caller watching several children (:func:`ready`) serves each with :meth:`serve`."""
 
     def __init__(self, pid: int, conn: Connection) -> None:
         self.pid = pid
         self._conn = conn
         self._open = True
+        self._ended = False  # sent its result or error, or died: nothing to kill
+
+    def serve(self, on_message: Callable[[Any], Any] | None = None) -> tuple[bool, Any]:
+        """Read one message from the child (call when :func:`ready` says it has one). A question is
+        answered with ``on_message`` and gives ``(False, None)``; the result gives ``(True, result)``.
+        Raises ChildError when the work raised and ChildCrashed when the child died without a word."""
+        try:
+            kind, payload = self._conn.recv()
+        except (EOFError, OSError):
+            exitcode = _wait(self.pid, 5.0)
+            self._ended = exitcode is not None  # else still there: killed by the caller
+            if exitcode is not None and exitcode < 0:
+                hint = " (out of memory?)" if -exitcode == signal.SIGKILL else ""
+                raise ChildCrashed(f"the fit process was killed by {_signal_name(exitcode)}{hint}") from None
+            raise ChildCrashed(f"the fit process exited with code {exitcode} without a result") from None
+        if kind == "ask":
+            self._conn.send(on_message(payload) if on_message else None)
+            return False, None
+        self._ended = True
+        _exiting.add(self.pid)  # it exits right after sending: no need to wait for that
+        if kind == "result":
+            return True, payload
+        raise ChildError(*payload)
 
     def wait(
         self,
@@ -130,7 +154,6 @@ class Child:
     ) -> Any:
         """Return the child's result or raise ChildTimeout, ChildCrashed, ChildError or ChildStopped.
         The child is gone (or exiting with its result sent) when this returns or raises."""
-        finished = False
         try:
             while True:
                 remaining = deadline - time.monotonic()
@@ -140,37 +163,27 @@ class Child:
                     if on_tick is not None and on_tick() == STOP:
                         raise ChildStopped(f"stopped on request (pid {self.pid})")
                     continue
-                try:
-                    kind, payload = self._conn.recv()
-                except (EOFError, OSError):
-                    finished = True
-                    exitcode = _wait(self.pid, 5.0)
-                    if exitcode is None:
-                        finished = False  # still there: killed below
-                    if exitcode is not None and exitcode < 0:
-                        hint = " (out of memory?)" if -exitcode == signal.SIGKILL else ""
-                        raise ChildCrashed(f"the fit process was killed by {_signal_name(exitcode)}{hint}") from None
-                    raise ChildCrashed(f"the fit process exited with code {exitcode} without a result") from None
-                if kind == "ask":
-                    self._conn.send(on_message(payload) if on_message else None)
-                elif kind == "result":
-                    finished = True
-                    _exiting.add(self.pid)  # it exits right after sending: no need to wait for that
-                    return payload
-                else:
-                    finished = True
-                    _exiting.add(self.pid)
-                    raise ChildError(*payload)
+                done, result = self.serve(on_message)
+                if done:
+                    return result
         finally:
-            self._close()
-            if not finished:
-                self.kill()
-            reap_finished(0.0)
+            self.close()
+
+    def close(self) -> None:
+        """Done with the child: kill it unless it has ended, and reap the children that have exited."""
+        self._close()
+        if not self._ended:
+            self.kill()
+        reap_finished(0.0)
 
     def kill(self) -> None:
         """Stop the child now (it may be mid-fit) and reap it."""
         self._close()
+        reaped = self._ended and self.pid not in _exiting  # its process id may already be another's
+        self._ended = True
         _exiting.discard(self.pid)
+        if reaped:
+            return
         with contextlib.suppress(ProcessLookupError, ChildProcessError):
             os.kill(self.pid, signal.SIGKILL)
             _wait(self.pid, 10.0)
@@ -179,6 +192,14 @@ class Child:
         if self._open:
             self._open = False
             self._conn.close()
+
+
+def ready(children: list[Child], timeout: float) -> list[Child]:
+    """The children with a message waiting, after at most ``timeout`` seconds (none when it passes)."""
+    from multiprocessing.connection import wait
+
+    waiting = wait([child._conn for child in children], max(0.0, timeout))
+    return [child for child in children if child._conn in waiting]
 
 
 def spawn(fn: Callable[..., Any], args: tuple[Any, ...]) -> Child:

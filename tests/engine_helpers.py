@@ -15,13 +15,15 @@ from tests.conftest import DATA
 AUTOML = str(Path(sys.executable).with_name("automl"))
 
 
-def automl_in(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run an ``automl`` command as a user does, in ``tmp_path`` with its store and artifacts there."""
+def automl_in(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run an ``automl`` command as a user does, in ``tmp_path`` with its store and artifacts there
+    (``env``: more settings)."""
     env = {
         **os.environ,
         "AUTOML_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
         "AUTOML_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
         "COLUMNS": "200",
+        **(env or {}),
     }
     return subprocess.run([AUTOML, *args], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
 

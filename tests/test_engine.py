@@ -18,7 +18,7 @@ from automl.context import load_model
 from automl.errors import ArtifactCorrupt
 from automl.store import open_store
 from tests.conftest import DATA
-from tests.engine_helpers import run_spec, write_spec
+from tests.engine_helpers import automl_in, run_spec, write_spec
 
 pytestmark = pytest.mark.slow  # whole jobs, worker or server processes: left out by `make test-fast`
 
@@ -90,6 +90,50 @@ def test_a_family_that_always_raises_fails_its_runs_not_the_job(
     assert all("this family always fails" in (r.error_message or "") for r in knn_runs)
     assert all(r.error_code == "TRIAL_FAILED" for r in knn_runs)
     assert (job.summary or {})["best"]["family"] == "linear"
+
+
+def test_trials_run_side_by_side_and_each_ends_with_its_study_trial(tmp_path: Path) -> None:
+    from itertools import combinations
+
+    import optuna
+
+    from automl.config import available_cores
+    from automl.tuning import load_job_study
+
+    # Through `automl run`, as a user runs it: the job's process forks every fit (a process that
+    # ran a multi-threaded OpenMP fit itself, as this test process may have, cannot fork one).
+    spec = write_spec(
+        tmp_path,
+        "penguins.csv",
+        dataset={"target": "species"},
+        task="classification",
+        budget={"time_s": None, "trials": 8},
+        candidates={"include": FAST},
+        cv={"folds": 3},
+        n_jobs=-1,
+    )
+    done = automl_in(tmp_path, "run", str(spec), "--quiet", env={"AUTOML_PARALLEL_TRIALS": "2"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = open_store(url)
+    job = store.get_job(1)
+    assert job.status == "succeeded"
+    assert (job.summary or {})["trials_at_once"] == {"trials": 2, "threads_each": max(1, available_cores() // 2)}
+    runs = [r for r in store.list_runs(job.id) if r.kind == "trial"]
+    assert len(runs) == 8
+    assert all(r.status in ("succeeded", "pruned") and r.finished_at is not None for r in runs)
+    overlapping = [
+        (a.trial_number, b.trial_number)
+        for a, b in combinations(runs, 2)
+        if a.started_at < b.finished_at and b.started_at < a.finished_at  # type: ignore[operator]
+    ]
+    assert overlapping, "no two trials ran at the same time"
+    study = load_job_study(url, job.id)
+    assert study is not None
+    states = {t.number: t.state for t in study.trials}
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    assert sorted(n for n, state in states.items() if state in finished) == sorted(r.trial_number for r in runs)
+    assert not [n for n, state in states.items() if state == optuna.trial.TrialState.RUNNING]
 
 
 def test_time_budget_is_a_wall(tmp_path: Path) -> None:

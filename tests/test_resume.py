@@ -29,13 +29,14 @@ LEASE_S = 3.0
 class Command:
     """An `automl` process in a session of its own, its output collected as it comes."""
 
-    def __init__(self, tmp_path: Path, url: str, *args: str) -> None:
+    def __init__(self, tmp_path: Path, url: str, *args: str, env_extra: dict[str, str] | None = None) -> None:
         env = {
             **os.environ,
             "AUTOML_DATABASE_URL": url,
             "AUTOML_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
             "AUTOML_TRIAL_LEASE_S": str(LEASE_S),
             "COLUMNS": "200",
+            **(env_extra or {}),
         }
         self.proc = subprocess.Popen(
             [AUTOML, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
@@ -159,9 +160,13 @@ def test_a_killed_run_is_resumed_with_its_runs_and_the_time_it_had_left(url: str
     store.close()
 
 
+# Two trials at once: a press must stop (first) or cancel (second) every running child.
+TWO_AT_ONCE = {"AUTOML_PARALLEL_TRIALS": "2"}
+
+
 def test_ctrl_c_once_finishes_with_the_trials_done(url: str, tmp_path: Path) -> None:
     db_url = url
-    run = Command(tmp_path, db_url, "run", str(_spec(tmp_path, trials=500, time_s=600)))
+    run = Command(tmp_path, db_url, "run", str(_spec(tmp_path, trials=500, time_s=600)), env_extra=TWO_AT_ONCE)
     _until(lambda: _succeeded_trials(db_url) >= 3, 120, "three finished trials")
     run.signal_group(signal.SIGINT)
     assert run.wait() == 0, run.output
@@ -170,6 +175,7 @@ def test_ctrl_c_once_finishes_with_the_trials_done(url: str, tmp_path: Path) -> 
     store = open_store(db_url)
     job = store.get_job(1)
     assert job.status == "succeeded" and store.version_for_job(1) is not None
+    assert (job.summary or {})["trials_at_once"]["trials"] == 2
     assert "Ctrl-C" in (job.summary or {})["stopped_early"]
     runs = store.list_runs(1)
     trials = [r for r in runs if r.kind == "trial"]
@@ -181,7 +187,7 @@ def test_ctrl_c_once_finishes_with_the_trials_done(url: str, tmp_path: Path) -> 
 
 def test_ctrl_c_twice_cancels_and_registers_nothing(url: str, tmp_path: Path) -> None:
     db_url = url
-    run = Command(tmp_path, db_url, "run", str(_spec(tmp_path, trials=500, time_s=600)))
+    run = Command(tmp_path, db_url, "run", str(_spec(tmp_path, trials=500, time_s=600)), env_extra=TWO_AT_ONCE)
     _until(lambda: _succeeded_trials(db_url) >= 2, 120, "two finished trials")
     run.signal_group(signal.SIGINT)
     _until(lambda: "press Ctrl-C again" in run.output, 30, "the first press to be acknowledged")

@@ -12,7 +12,7 @@ import pytest
 from automl.preprocessing import plan_features
 from automl.profile import profile_frame, with_target
 from automl.training import prepare_data
-from automl.tuning import MIN_TRIAL_S, TRIAL_SHARE, trial_deadline
+from automl.tuning import MAX_TRIALS_AT_ONCE, MIN_TRIAL_S, TRIAL_SHARE, trial_deadline, trials_at_once
 from automl.validation import HOLDOUT_VALIDATION_FRACTION, Validation, choose_validation
 
 
@@ -103,6 +103,21 @@ def test_a_trial_gets_at_most_a_share_of_the_time_left_and_never_passes_the_wall
     # The spec's per-trial cap wins over the share; no budget means no wall.
     assert trial_deadline(now, now + 40.0, 30.0, None) == pytest.approx(now + 30.0)
     assert trial_deadline(now, math.inf, None, None) > now + 24 * 3600
+
+
+def test_trials_run_side_by_side_on_a_share_of_the_cores_unless_the_spec_fixes_threads_or_trials() -> None:
+    # n_jobs -1, no trial cap: a trial per core, up to the maximum, the cores shared among them
+    assert trials_at_once(-1, None, cores=2) == (2, 1)
+    assert trials_at_once(-1, None, cores=16) == (MAX_TRIALS_AT_ONCE, 16 // MAX_TRIALS_AT_ONCE)
+    assert trials_at_once(-1, None, cores=1) == (1, -1)
+    # a trial cap: one at a time, so that the seed reproduces the job; the spec's own threads: one at a time
+    assert trials_at_once(-1, 20, cores=8) == (1, -1)
+    assert trials_at_once(3, None, cores=8) == (1, 3)
+    # the setting overrides the count; a spec's own thread count stays each trial's
+    assert trials_at_once(-1, 20, cores=8, asked=2) == (2, 4)
+    assert trials_at_once(3, None, cores=8, asked=2) == (2, 3)
+    assert trials_at_once(-1, None, cores=8, asked=1) == (1, -1)
+    assert trials_at_once(-1, None, cores=2, asked=4) == (4, 1)
 
 
 def test_row_rungs_grow_fourfold_from_ten_thousand_rows_up_to_all() -> None:

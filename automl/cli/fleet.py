@@ -58,13 +58,13 @@ def worker(
     """Start a Celery worker of the fleet (needs AUTOML_DATABASE_URL, AUTOML_BROKER_URL, AUTOML_ARTIFACT_ROOT)."""
     import os
 
-    from automl.config import ENV_PREFIX
+    from automl.config import ENV_PREFIX, available_cores
 
     open_store().close()  # refuse to start on an unreachable or stale store, with the fix
     # Trials of a spec that asks for every core share the machine with the worker's other
     # processes: fits that each start a thread per core on a busy machine are slowed many times
     # over (OpenMP threads spin while they wait), and run past their deadlines.
-    share = threads or settings().worker_threads or max(1, (os.cpu_count() or 1) // concurrency)
+    share = threads or settings().worker_threads or max(1, available_cores() // concurrency)
     os.environ[f"{ENV_PREFIX}WORKER_THREADS"] = str(share)
     argv = ["worker", f"--concurrency={concurrency}", f"--queues={queues}", f"--loglevel={loglevel}"]
     argv += [f"--hostname={name or f'automl-{os.getpid()}@%h'}", "--without-gossip", "--without-mingle"]
@@ -250,8 +250,9 @@ def resume(
 
         def call(update: Any, stop: Any) -> Any:
             return resume_job(
-                store, artifacts(), job_id, settings().database_url, update, time_s, stop, settings().trial_lease_s
-            )
+                store, artifacts(), job_id, settings().database_url, update, time_s, stop, settings().trial_lease_s,
+                settings().parallel_trials,
+            )  # fmt: skip
 
         run_here(store, job_id, call, quiet=quiet, report=None)
         return

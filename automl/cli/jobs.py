@@ -86,8 +86,9 @@ def run_loaded(store: Any, loaded: Any, *, quiet: bool, report: Path | None, int
 
     def call(update: Any, stop: Any) -> Any:
         return run_job(
-            store, artifacts(), job.id, settings().database_url, update, clock_started, stop, settings().trial_lease_s
-        )
+            store, artifacts(), job.id, settings().database_url, update, clock_started, stop, settings().trial_lease_s,
+            settings().parallel_trials,
+        )  # fmt: skip
 
     run_here(store, job.id, call, quiet=quiet, report=report)
 
