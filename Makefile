@@ -24,8 +24,9 @@ demo: $(STAMP)
 	head -4 jobspecs/data/titanic.csv > .automl/demo-rows.csv
 	$(BIN)/automl predict titanic --input .automl/demo-rows.csv --proba
 
+# The 25 slowest tests are listed at the end, to keep the suite's time in view.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
 
 # The quick subset while editing: everything but whole jobs, fleet workers, server processes and
 # the browser (tests marked `slow`); `make test` runs them all.

@@ -129,6 +129,7 @@ def run_automl(entry: dict[str, Any], budget: float) -> dict[str, Any]:
             "final": summary["final"], "best_family": summary["best"]["family"],
             "model_family": (summary.get("model") or {}).get("family"),
             "validation": validation if isinstance(validation, dict) else None,
+            "trials_at_once": (summary.get("trials_at_once") or {}).get("trials"),
         }  # fmt: skip
 
 
@@ -310,6 +311,8 @@ def write_results(results: list[dict[str, Any]], budget: float, path: Path = REP
         overrun = max(0.0, a["wall_s"] - budget) / budget
         validation = a.get("validation") or {}
         scheme = validation.get("scheme") or "—"
+        if a.get("trials_at_once"):
+            scheme += f", {a['trials_at_once']} at once"
         walls = " / ".join(_cell(x, "wall_s", ".1f") for x in (a, b, f, g))
         trials = " / ".join(_cell(x, "trials", "d") for x in (a, f, g))
         rss = " / ".join(_cell(x, "peak_rss_mb", ".0f") for x in (a, b, f, g))
