@@ -114,6 +114,7 @@ def test_trials_run_side_by_side_and_each_ends_with_its_study_trial(tmp_path: Pa
     )
     done = automl_in(tmp_path, "run", str(spec), "--quiet", env={"AUTOML_PARALLEL_TRIALS": "2"})
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "(2 at once" in done.stdout  # the summary says how the trials ran
     url = f"sqlite:///{tmp_path / 'store.db'}"
     store = open_store(url)
     job = store.get_job(1)

@@ -113,7 +113,12 @@ def job_summary(job: Any) -> None:
         out.print(f"  promotion ({plain(str(promotion.get('policy')))}): {plain(str(promotion['decision']))}")
     trials = s.get("trials")
     if trials:
-        out.print("  trials: " + ", ".join(f"{n} {k}" for k, n in trials.items()))
+        at_once = s.get("trials_at_once") or {}
+        side = ""
+        if (at_once.get("trials") or 1) > 1:
+            threads = at_once.get("threads_each") or 0
+            side = f" ({at_once['trials']} at once" + (f", {threads} thread(s) each)" if threads > 0 else ")")
+        out.print("  trials: " + ", ".join(f"{n} {k}" for k, n in trials.items()) + side)
     timing = s.get("timing")
     if timing:
         budget = f" of {timing['budget_s']:.0f} s budget" if timing.get("budget_s") else ""
