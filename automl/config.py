@@ -120,8 +120,27 @@ class SettingSource:
 
 
 def load_settings() -> Settings:
-    """Read settings from the environment (call once at the edge and pass the result down)."""
-    return Settings()
+    """Read settings from the environment (call once at the edge and pass the result down). A value
+    the rules refuse is an :class:`automl.errors.InputError` naming the variable, the value and the
+    rule, not a traceback."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        from automl.errors import InputError, clip
+
+        problems = [
+            f"{ENV_PREFIX}{'.'.join(str(part) for part in error['loc']).upper()}="
+            f"{clip(str(error.get('input')), 60)!r}: {error['msg'].lower()}"
+            for error in exc.errors()
+        ]
+        raise InputError(
+            "invalid setting in the environment: " + "; ".join(problems),
+            hint="set the variable to a valid value, or unset it to use the default "
+            "(the README's 'Where things are kept' lists every setting)",
+            code="SETTING_INVALID",
+        ) from None
 
 
 def describe(settings: Settings) -> list[SettingSource]:

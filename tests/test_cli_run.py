@@ -102,6 +102,18 @@ def test_run_refuses_a_bad_override_by_field_path_and_stores_nothing(
     assert json.loads(automl_in(tmp_path, "datasets", "list", "--json").stdout) == []
 
 
+def test_a_bad_setting_in_the_environment_is_named_with_its_rule_not_a_traceback(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, "titanic.csv", dataset={"target": "survived"}, task="classification")
+    bad = {"AUTOML_PARALLEL_TRIALS": "0", "AUTOML_TRIAL_LEASE_S": "soon"}
+    result = automl_in(tmp_path, "run", str(spec), env=bad)
+    out = " ".join((result.stdout + result.stderr).split())  # the console wraps long lines
+    assert result.returncode == 2, out
+    assert "SETTING_INVALID" in out and "Traceback" not in out
+    assert "AUTOML_PARALLEL_TRIALS='0': input should be greater than or equal to 1" in out
+    assert "AUTOML_TRIAL_LEASE_S='soon'" in out and "unset it to use the default" in out
+    assert not (tmp_path / "store.db").exists()  # nothing was written
+
+
 def test_help_is_fast_and_loads_no_ml_library() -> None:
     code = (
         "import sys, time; t = time.perf_counter(); sys.argv = ['automl', '--help']\n"
