@@ -230,7 +230,7 @@ def run_job(
     started = time.monotonic()
     if clock_started is not None:
         started -= max(0.0, (datetime.now(UTC) - clock_started).total_seconds())
-    with _ends_job(store, job_id):
+    with _ends_job(store, job_id, database_url):
         ctx = start_job(store, artifacts, job_id)
         if clock_started is not None:
             store.update_job(job_id, started_at=clock_started)
@@ -240,7 +240,7 @@ def run_job(
 
 
 @contextmanager
-def _ends_job(store: Store, job_id: int) -> Iterator[None]:
+def _ends_job(store: Store, job_id: int, database_url: str) -> Iterator[None]:
     """A failure ends the job ``failed`` with its code; Ctrl-C (KeyboardInterrupt) cancels it."""
     try:
         yield
@@ -251,6 +251,14 @@ def _ends_job(store: Store, job_id: int) -> Iterator[None]:
         for run in store.list_runs(job_id):  # this process ran them all: none is left running
             if run.status == "running":
                 store.finish_run(run.id, RunResult(status="cancelled", error_code="CANCELLED"))
+        # Nor any trial of its study: the press may land between a run's end and the study's tell,
+        # or between drawing a trial and keeping hold of it.
+        from automl.tuning import fail_zombie_trials, load_job_study
+
+        with contextlib.suppress(Exception):
+            study = load_job_study(database_url, job_id)
+            if study is not None:
+                fail_zombie_trials(study, store, job_id, 0.0)
         store.finish_job(job_id, "cancelled", "CANCELLED", "cancelled by the user (Ctrl-C); no version was registered")
         raise
     except BaseException as exc:
@@ -346,7 +354,7 @@ def resume_job(
         )
     now = datetime.now(UTC)
     used = max(0.0, ((last or now) - (job.started_at or now)).total_seconds())
-    with _ends_job(store, job_id):
+    with _ends_job(store, job_id, database_url):
         budget = job.time_budget_s
         if time_s is not None:
             budget = used + time_s

@@ -332,6 +332,7 @@ class _Launched:
     deadline: float
     started: float = field(default_factory=time.perf_counter)
     scores: list[float] = field(default_factory=list)
+    beat_at: float = field(default_factory=time.monotonic)  # when its run was last heartbeated
 
 
 @dataclass
@@ -411,7 +412,6 @@ def _collect(
     (ChildTimeout); all are killed when the job is cancelled or the user asks to stop (ChildStopped)."""
     answer = {launched.child.pid: _on_fold(launched, study, store, job_id) for launched in running}
     outcomes: list[_Outcome] = []
-    next_tick = time.monotonic() + TICK_S
 
     def end(launched: _Launched, out: Any = None, error: Exception | None = None) -> None:
         launched.child.close()
@@ -426,16 +426,18 @@ def _collect(
                 end(launched, error=ChildTimeout(f"stopped at its deadline after running past the budget (pid {pid})"))
             if outcomes:
                 break
-            if now >= next_tick:
-                next_tick = now + TICK_S
-                for launched in running:
+            # Each run is stamped every TICK_S however many shorter trials end beside it meanwhile.
+            due = [launched for launched in running if now - launched.beat_at >= TICK_S]
+            if due:
+                for launched in due:
                     store.heartbeat_run(launched.run_id)
+                    launched.beat_at = now
                 stop = should_stop is not None and should_stop()
                 if stop or store.job_counters(job_id).cancel_requested:
                     for launched in list(running):
                         end(launched, error=ChildStopped(f"stopped on request (pid {launched.child.pid})"))
                     break
-            wake = min([next_tick, *(launched.deadline for launched in running)])
+            wake = min(min(launched.beat_at + TICK_S, launched.deadline) for launched in running)
             by_pid = {launched.child.pid: launched for launched in running}
             for child in ready([launched.child for launched in running], wake - time.monotonic()):
                 launched = by_pid[child.pid]
