@@ -158,16 +158,24 @@ class Child:
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise ChildTimeout(f"stopped at its deadline after running past the budget (pid {self.pid})")
+                    raise self.timed_out()
                 if not self._conn.poll(min(remaining, TICK_S)):
                     if on_tick is not None and on_tick() == STOP:
-                        raise ChildStopped(f"stopped on request (pid {self.pid})")
+                        raise self.stopped()
                     continue
                 done, result = self.serve(on_message)
                 if done:
                     return result
         finally:
             self.close()
+
+    def timed_out(self) -> ChildTimeout:
+        """The error of this child killed at its deadline."""
+        return ChildTimeout(f"stopped at its deadline after running past the budget (pid {self.pid})")
+
+    def stopped(self) -> ChildStopped:
+        """The error of this child killed on request."""
+        return ChildStopped(f"stopped on request (pid {self.pid})")
 
     def close(self) -> None:
         """Done with the child: kill it unless it has ended, and reap the children that have exited."""

@@ -422,8 +422,7 @@ def _collect(
         while not outcomes:
             now = time.monotonic()
             for launched in [launched for launched in running if now >= launched.deadline]:
-                pid = launched.child.pid
-                end(launched, error=ChildTimeout(f"stopped at its deadline after running past the budget (pid {pid})"))
+                end(launched, error=launched.child.timed_out())
             if outcomes:
                 break
             # Each run is stamped every TICK_S however many shorter trials end beside it meanwhile.
@@ -435,7 +434,7 @@ def _collect(
                 stop = should_stop is not None and should_stop()
                 if stop or store.job_counters(job_id).cancel_requested:
                     for launched in list(running):
-                        end(launched, error=ChildStopped(f"stopped on request (pid {launched.child.pid})"))
+                        end(launched, error=launched.child.stopped())
                     break
             wake = min(min(launched.beat_at + TICK_S, launched.deadline) for launched in running)
             by_pid = {launched.child.pid: launched for launched in running}
