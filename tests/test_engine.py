@@ -33,8 +33,9 @@ def _board(store: Any, job_id: int) -> list[tuple[Any, ...]]:
     ]
 
 
-def test_same_seed_and_trial_budget_give_the_same_leaderboard(tmp_path: Path) -> None:
-    spec = write_spec(
+def _eight_penguin_trials(tmp_path: Path, **fields: Any) -> Path:
+    """A spec of 8 trials of the fast families on penguins, 3-fold."""
+    return write_spec(
         tmp_path,
         "penguins.csv",
         dataset={"target": "species"},
@@ -42,7 +43,12 @@ def test_same_seed_and_trial_budget_give_the_same_leaderboard(tmp_path: Path) ->
         budget={"time_s": None, "trials": 8},
         candidates={"include": FAST},
         cv={"folds": 3},
+        **fields,
     )
+
+
+def test_same_seed_and_trial_budget_give_the_same_leaderboard(tmp_path: Path) -> None:
+    spec = _eight_penguin_trials(tmp_path)
     boards = []
     for attempt in range(2):
         url = f"sqlite:///{tmp_path / f'run{attempt}.db'}"
@@ -102,16 +108,7 @@ def test_trials_run_side_by_side_and_each_ends_with_its_study_trial(tmp_path: Pa
 
     # Through `automl run`, as a user runs it: the job's process forks every fit (a process that
     # ran a multi-threaded OpenMP fit itself, as this test process may have, cannot fork one).
-    spec = write_spec(
-        tmp_path,
-        "penguins.csv",
-        dataset={"target": "species"},
-        task="classification",
-        budget={"time_s": None, "trials": 8},
-        candidates={"include": FAST},
-        cv={"folds": 3},
-        n_jobs=-1,
-    )
+    spec = _eight_penguin_trials(tmp_path, n_jobs=-1)
     done = automl_in(tmp_path, "run", str(spec), "--quiet", env={"AUTOML_PARALLEL_TRIALS": "2"})
     assert done.returncode == 0, done.stdout + done.stderr
     assert "(2 at once" in done.stdout  # the summary says how the trials ran
