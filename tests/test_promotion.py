@@ -15,7 +15,7 @@ from automl.artifacts import ArtifactStore
 from automl.context import load_context
 from automl.registry import resolve
 from automl.store import open_store
-from tests.engine_helpers import run_spec, write_spec
+from tests.engine_helpers import automl_in, run_spec, write_spec
 
 pytestmark = pytest.mark.slow  # whole jobs, worker or server processes: left out by `make test-fast`
 
@@ -142,10 +142,8 @@ def test_the_gate_compares_on_rows_neither_model_trained_on(db_url: str, tmp_pat
 def test_if_better_with_lightgbm_on_both_sides_ends(tmp_path: Path) -> None:
     """The gate scores champion and challenger after the finalizer has loaded the new model's
     LightGBM members; loading LightGBM again in a forked child hung there (OpenMP does not survive
-    a fork) until a 900 s deadline. Two LightGBM jobs in a row: the second decides at once."""
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    artifacts = ArtifactStore(tmp_path / "artifacts")
-    store = open_store(url, auto_upgrade=True)
+    a fork) until a 900 s deadline. Two LightGBM jobs in a row: the second decides at once. Run as
+    users run it (`automl run`): OpenMP in the test process itself is kept on one thread."""
     for name in ("first", "second"):
         folder = tmp_path / name
         folder.mkdir()
@@ -155,9 +153,11 @@ def test_if_better_with_lightgbm_on_both_sides_ends(tmp_path: Path) -> None:
             register={"model_name": "boosted", "promote": "if_better"}, n_jobs=-1,
         )  # fmt: skip
         started = time.monotonic()
-        job = run_spec(store, artifacts, url, spec)
-        assert job.status == "succeeded", (job.error_code, job.error_message)
+        result = automl_in(tmp_path, "run", str(spec))
+        assert result.returncode == 0, result.stdout + result.stderr
         assert time.monotonic() - started < 300
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    job = max(store.list_jobs(), key=lambda j: j.id)
     decision = job.summary["promotion"]
     assert decision["champion"]["holdout_score"] is not None, decision
     assert decision["decision"].startswith(("promoted", "kept v1: its")), decision
