@@ -38,6 +38,10 @@ FINALIZE_SAVE_S = 0.5  # calibrating, saving the model and writing the version, 
 # (boosting on more rows stops early on its own split; binned trees grow slower than the rows), and
 # one that does not finish is killed at the wall while its member keeps the fit it has.
 ALL_ROWS_MARGIN = 0.5
+# A final fit whose trees grow by time (boosting rounds, a forest's trees) stops after this many
+# times its estimate: a forest whose trial grew few trees in its share of the time must not spend
+# the time the other members' fits need growing all of its configured trees.
+FIT_CAP_FACTOR = 2.0
 
 
 @dataclass
@@ -185,7 +189,8 @@ def refit_members(
         else:
             target = refit
             key = f"jobs/{job.id}/members/trial-{run.trial_number}.joblib"
-            args = (data, run.family, run.params, str(artifacts.root), key, deadline)
+            cap = max(1.0, FIT_CAP_FACTOR * refit_estimate(run, data))
+            args = (data, run.family, run.params, str(artifacts.root), key, deadline, cap)
         try:
             result: dict[str, Any] = run_in_child(target, args, deadline)
         except (ChildTimeout, ChildCrashed, ChildError):
@@ -268,9 +273,10 @@ def extend_to_all_rows(
             (wall_end - SAFETY_S - FINALIZE_SAVE_S) if wall_end is not None else time.monotonic() + 7 * 24 * 3600.0
         )
         key = f"jobs/{job.id}/members/trial-{run.trial_number}.all-rows.joblib"
+        cap = max(1.0, FIT_CAP_FACTOR * grow * refit_estimate(run, data))
         try:
             done[run.id] = run_in_child(
-                fit_all_rows, (data, run.family, run.params, str(artifacts.root), key, deadline), deadline
+                fit_all_rows, (data, run.family, run.params, str(artifacts.root), key, deadline, cap), deadline
             )
         except (ChildTimeout, ChildCrashed, ChildError):
             continue

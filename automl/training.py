@@ -325,15 +325,21 @@ def _ramp_rows(
     return None
 
 
-def _final_fit_model(data: JobData, family: str, params: dict[str, Any], deadline: float | None) -> Any:
+def _final_fit_model(
+    data: JobData, family: str, params: dict[str, Any], deadline: float | None, max_fit_s: float | None = None
+) -> Any:
     """The unfitted pipeline of a final fit: a net gets the time left before ``deadline`` (less
-    room to predict and save), boosted trees stop adding rounds there."""
+    room to predict and save); boosted trees stop adding rounds, and forests trees, there or after
+    ``max_fit_s``, whichever comes first."""
     model = build(data, family, params)
     if family == "mlp" and deadline is not None:
         room = max(1.0, 0.1 * (deadline - time.monotonic()))
         model.set_params(model__max_time_s=net_time_s(deadline, 1, after_s=room))
-    elif deadline is not None and "max_time_s" in model.named_steps["model"].get_params():
-        model.set_params(model__max_time_s=time_share_s(deadline, 1))
+    elif "max_time_s" in model.named_steps["model"].get_params():
+        caps = [time_share_s(deadline, 1)] if deadline is not None else []
+        caps += [max_fit_s] if max_fit_s is not None else []
+        if caps:
+            model.set_params(model__max_time_s=min(caps))
     return model
 
 
@@ -345,11 +351,13 @@ def refit(
     artifact_root: str,
     key: str,
     deadline: float | None = None,
+    max_fit_s: float | None = None,
 ) -> dict[str, Any]:
     """Fit on all training rows, save the fitted pipeline, and predict the holdout. A neural net is
-    given the time left before ``deadline`` (less room to predict and save) and stops there."""
+    given the time left before ``deadline`` (less room to predict and save) and stops there; trees
+    that grow by time stop there or after ``max_fit_s``."""
     _limit_threads(data.n_jobs)
-    model = _final_fit_model(data, family, params, deadline)
+    model = _final_fit_model(data, family, params, deadline, max_fit_s)
     start = time.perf_counter()
     model.fit(data.X, data.y)
     fit_seconds = time.perf_counter() - start
@@ -366,15 +374,17 @@ def fit_all_rows(
     artifact_root: str,
     key: str,
     deadline: float | None = None,
+    max_fit_s: float | None = None,
 ) -> dict[str, Any]:
     """Fit on every row the job was given (training + holdout) and save the fitted pipeline: the
     model that is registered, once the holdout has been scored with a fit that never saw it."""
     _limit_threads(data.n_jobs)
     X = pd.concat([data.X, data.X_holdout], ignore_index=True)
     y = np.concatenate([data.y, data.y_holdout])
-    # Boosted trees are not told the deadline here: one cut short would be a worse model than the
-    # member's fit on fewer rows; past the deadline the fit is killed and the member keeps that.
-    model = _final_fit_model(data, family, params, deadline if family == "mlp" else None)
+    # Trees are not told the deadline here, only ``max_fit_s`` (a bound well above what the fit
+    # should take): one cut short by the deadline would be a worse model than the member's fit on
+    # fewer rows; past the deadline the fit is killed and the member keeps that.
+    model = _final_fit_model(data, family, params, deadline if family == "mlp" else None, max_fit_s)
     start = time.perf_counter()
     model.fit(X, y)
     fit_seconds = time.perf_counter() - start

@@ -299,6 +299,28 @@ def test_an_all_rows_refit_of_boosted_trees_is_never_cut_short(tmp_path: object)
     assert late_model.n_rounds_ == free_model.n_rounds_ > 10
 
 
+def test_a_final_forest_grows_its_trees_within_its_bound(tmp_path: object) -> None:
+    """A forest whose trial grew few trees in its share of the time does not spend the other
+    members' time growing all the trees it is configured with: its final fits stop adding trees
+    at the bound the finalizer gives (refit and all-rows refit alike)."""
+    import time
+
+    from automl.artifacts import ArtifactStore
+    from automl.training import fit_all_rows, refit
+
+    data = _data(_frame(4000, 10))
+    params = {"n_estimators": 5000, "max_features": "1.0", "min_samples_leaf": 1, "max_depth": 0}
+    root = str(tmp_path)
+    started = time.monotonic()
+    bounded = refit(None, data, "random_forest", params, root, "bounded.joblib", None, 0.5)
+    all_rows = fit_all_rows(None, data, "extra_trees", params, root, "all.joblib", None, 0.5)
+    assert time.monotonic() - started < 60  # loose: 5,000 deep trees on 4,000 rows take far longer
+    arts = ArtifactStore(root)
+    for out in (bounded, all_rows):
+        forest = arts.get_object(out["key"], out["sha256"]).named_steps["model"]
+        assert 10 <= len(forest.estimators_) < 5000
+
+
 def test_a_longer_wall_after_submission_keeps_the_jobs_folds_and_candidates(tmp_path: Any) -> None:
     """A resume may extend a job's wall (jobs.time_budget_s); the plan follows the budget the job
     was submitted with, so trials run before and after the resume are scored on the same folds."""

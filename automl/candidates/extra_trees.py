@@ -6,9 +6,9 @@ from typing import Any
 
 import optuna
 from sklearn.base import BaseEstimator
-from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
 
 from automl.candidates.base import ALL_TASKS, Family, SelectionContext, is_classification
+from automl.candidates.forest import ExtraTreesClassifierCapped, ExtraTreesRegressorCapped
 from automl.candidates.random_forest import (
     CELLS_PER_BUDGET_SECOND,
     forest_defaults,
@@ -26,7 +26,7 @@ def suggest(trial: optuna.trial.BaseTrial, task: str) -> dict[str, Any]:
 
 def build(params: dict[str, Any], task: str, seed: int, n_jobs: int) -> BaseEstimator:
     kwargs = forest_kwargs(params, seed, n_jobs)
-    return ExtraTreesClassifier(**kwargs) if is_classification(task) else ExtraTreesRegressor(**kwargs)
+    return ExtraTreesClassifierCapped(**kwargs) if is_classification(task) else ExtraTreesRegressorCapped(**kwargs)
 
 
 def skip_reason(ctx: SelectionContext) -> str | None:

@@ -6,9 +6,9 @@ from typing import Any
 
 import optuna
 from sklearn.base import BaseEstimator
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
 from automl.candidates.base import ALL_TASKS, Family, SelectionContext, is_classification, param
+from automl.candidates.forest import RandomForestClassifierCapped, RandomForestRegressorCapped
 
 NAME = "random_forest"
 
@@ -82,7 +82,7 @@ def suggest(trial: optuna.trial.BaseTrial, task: str) -> dict[str, Any]:
 
 def build(params: dict[str, Any], task: str, seed: int, n_jobs: int) -> BaseEstimator:
     kwargs = forest_kwargs(params, seed, n_jobs)
-    return RandomForestClassifier(**kwargs) if is_classification(task) else RandomForestRegressor(**kwargs)
+    return RandomForestClassifierCapped(**kwargs) if is_classification(task) else RandomForestRegressorCapped(**kwargs)
 
 
 def selected_reason(ctx: SelectionContext) -> str:
