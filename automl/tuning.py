@@ -264,6 +264,27 @@ def _tell_failed(study: optuna.Study, number: int) -> None:
         study.tell(number, state=optuna.trial.TrialState.FAIL)
 
 
+def _give_back(held: _Asked, store: Store, study: optuna.Study, job_id: int) -> None:
+    """A trial claimed and drawn that will not run: its slot back, failed in the study (no run)."""
+    with contextlib.suppress(Exception):
+        store.release_trial_slot(job_id)
+    with contextlib.suppress(Exception):
+        _tell_failed(study, held.trial.number)
+
+
+# A trial is not started when its family's cheapest trial so far would not end before tuning does
+# (it would only be killed at the end); another is drawn instead, at most this many times.
+LATE_REDRAWS = 3
+
+
+def too_late(family: str, time_left: float, scored: list[tuple[float, float, str]]) -> bool:
+    """Whether a ``family`` trial would not end in ``time_left`` seconds: the least fit time of
+    its succeeded trials so far (a lower bound of a trial's length) is more than that. A family
+    with no succeeded trial yet is always started."""
+    fits = [fit for _, fit, name in scored if name == family]
+    return bool(fits) and min(fits) > time_left
+
+
 def load_job_study(database_url: str, job_id: int) -> optuna.Study | None:
     """The job's study, for bookkeeping only (no sampler state); None when it was never created."""
     url = normalize_url(database_url)
@@ -590,6 +611,7 @@ def tune(
     # worker that ran the cheap trials would otherwise tune on into the time the other's need.
     job_scored: list[tuple[float, float, str]] = []
     read_at, own_at_read = -math.inf, 0
+    scored: list[tuple[float, float, str]] = []  # the job's scored trials, as last read, and this caller's since
     starting = True  # whether new trials may start
 
     def record(outcome: _Outcome) -> str:
@@ -618,12 +640,21 @@ def tune(
             stopping = should_stop is not None and should_stop()
             if starting and (stopping or store.job_counters(job_id).cancel_requested):
                 starting = False
+            redraws = 0
             while starting and len(running) < parallel:
                 if held is None:
                     if not store.claim_trial_slot(job_id, limits.trial_cap):
                         starting = False
                         break
                     held = _ask(study, data, families, feeder)
+                if limits.wall_end is not None and too_late(held.family, tune_end - time.monotonic(), scored):
+                    _give_back(held, store, study, job_id)
+                    held = None
+                    redraws += 1
+                    if redraws >= LATE_REDRAWS:
+                        progress.out_of_time = True
+                        starting = False
+                    continue
                 deadline = trial_deadline(now, tune_end, limits.trial_time_s, stop_at)
                 running.append(_launch(held, data, store, job_id, worker, deadline))
                 held = None
@@ -658,10 +689,7 @@ def tune(
         raise
     finally:
         if held is not None:  # claimed and drawn, never run: give the slot back
-            with contextlib.suppress(Exception):
-                store.release_trial_slot(job_id)
-            with contextlib.suppress(Exception):
-                _tell_failed(study, held.trial.number)
+            _give_back(held, store, study, job_id)
         for outcome in ended:
             record(outcome)
     return progress

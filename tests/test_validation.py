@@ -12,7 +12,7 @@ import pytest
 from automl.preprocessing import plan_features
 from automl.profile import profile_frame, with_target
 from automl.training import prepare_data
-from automl.tuning import MAX_TRIALS_AT_ONCE, MIN_TRIAL_S, TRIAL_SHARE, trial_deadline, trials_at_once
+from automl.tuning import MAX_TRIALS_AT_ONCE, MIN_TRIAL_S, TRIAL_SHARE, too_late, trial_deadline, trials_at_once
 from automl.validation import HOLDOUT_VALIDATION_FRACTION, Validation, choose_validation
 
 
@@ -103,6 +103,16 @@ def test_a_trial_gets_at_most_a_share_of_the_time_left_and_never_passes_the_wall
     # The spec's per-trial cap wins over the share; no budget means no wall.
     assert trial_deadline(now, now + 40.0, 30.0, None) == pytest.approx(now + 30.0)
     assert trial_deadline(now, math.inf, None, None) > now + 24 * 3600
+
+
+def test_a_trial_whose_family_cannot_end_before_tuning_does_is_not_started() -> None:
+    scored = [(0.9, 12.0, "catboost"), (0.8, 14.0, "catboost"), (0.7, 0.3, "linear")]
+    # 2 s left: a CatBoost trial (its cheapest took 12 s) would only be killed at the end.
+    assert too_late("catboost", 2.0, scored)
+    assert not too_late("catboost", 13.0, scored)
+    assert not too_late("linear", 2.0, scored)
+    # A family with no finished trial yet is started: nothing says it cannot end.
+    assert not too_late("lightgbm", 0.5, scored)
 
 
 def test_trials_run_side_by_side_on_a_share_of_the_cores_unless_the_spec_fixes_threads_or_trials() -> None:
