@@ -14,30 +14,6 @@ from pathlib import Path
 
 import pytest
 
-
-def _openmp_one_thread_here() -> None:
-    """Tests fit and predict with models in this process (LightGBM and XGBoost set their own
-    thread count, whatever threadpoolctl says), and run jobs here that fork trial children. GNU
-    OpenMP's thread pool does not survive a fork: once this process has run a parallel region on two
-    threads, a forked child's first LightGBM fit waits forever. So OpenMP here, and in the children
-    forked from here, never starts a second thread: the limit is read when each library's OpenMP
-    runtime loads, and taken out of the environment again so that the commands tests start (the
-    engine as users run it) keep every core."""
-    before = os.environ.get("OMP_THREAD_LIMIT")
-    os.environ["OMP_THREAD_LIMIT"] = "1"
-    try:
-        import lightgbm  # noqa: F401
-        import sklearn.ensemble  # noqa: F401
-        import xgboost  # noqa: F401
-    finally:
-        if before is None:
-            del os.environ["OMP_THREAD_LIMIT"]
-        else:
-            os.environ["OMP_THREAD_LIMIT"] = before
-
-
-_openmp_one_thread_here()
-
 PG_DSN = os.environ.get("AUTOML_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 PG_URL = os.environ.get("AUTOML_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REPO = Path(__file__).resolve().parents[1]
