@@ -273,7 +273,8 @@ def _give_back(held: _Asked, store: Store, study: optuna.Study, job_id: int) -> 
 
 
 # A trial is not started when its family's cheapest trial so far would not end before tuning does
-# (it would only be killed at the end); another is drawn instead, at most this many times.
+# (it would only be killed at the end); one of a family that can end in time is drawn instead, at
+# most this many times in a row.
 LATE_REDRAWS = 3
 
 
@@ -283,6 +284,22 @@ def too_late(family: str, time_left: float, scored: list[tuple[float, float, str
     with no succeeded trial yet is always started."""
     fits = [fit for _, fit, name in scored if name == family]
     return bool(fits) and min(fits) > time_left
+
+
+def in_time_family(
+    families: list[str], time_left: float, scored: list[tuple[float, float, str]], greater_is_better: bool
+) -> str | None:
+    """The family to draw instead of one that is :func:`too_late`: the one with the best scored trial
+    among those whose cheapest trial so far ends in ``time_left``; None when no scored family does.
+
+    Without it, the sampler draws the late family again (it leads the study, which is why it is
+    drawn), and after a few such draws tuning would stop starting trials while cheaper ones of the
+    other leading families had seconds to run in (diamonds: a 17 s CatBoost drawn three times with
+    17 s left ended tuning 14 s early)."""
+    fitting = [(score, name) for score, _, name in scored if name in families and not too_late(name, time_left, scored)]
+    if not fitting:
+        return None
+    return (max if greater_is_better else min)(fitting)[1]
 
 
 def load_job_study(database_url: str, job_id: int) -> optuna.Study | None:
@@ -365,8 +382,14 @@ class _Outcome:
     error: Exception | None = None
 
 
-def _ask(study: optuna.Study, data: JobData, families: list[str], feeder: Feeder) -> _Asked:
-    feeder.top_up(study)
+def _ask(study: optuna.Study, data: JobData, families: list[str], feeder: Feeder, family: str | None = None) -> _Asked:
+    """Draw the next trial: the portfolio's next entry, or the sampler's; ``family`` fixes the
+    family (the sampler draws its parameters) unless a portfolio entry is already waiting."""
+    trials = study.get_trials(deepcopy=False) if family is not None else []
+    if family is not None and not any(t.state == optuna.trial.TrialState.WAITING for t in trials):
+        study.enqueue_trial({FAMILY_PARAM: family})
+    else:
+        feeder.top_up(study)
     trial = study.ask()
     family = str(trial.suggest_categorical(FAMILY_PARAM, families))
     return _Asked(trial, family, get_family(family).suggest(trial, data.task))
@@ -640,21 +663,24 @@ def tune(
             stopping = should_stop is not None and should_stop()
             if starting and (stopping or store.job_counters(job_id).cancel_requested):
                 starting = False
-            redraws = 0
+            redraws, instead = 0, None
             while starting and len(running) < parallel:
                 if held is None:
                     if not store.claim_trial_slot(job_id, limits.trial_cap):
                         starting = False
                         break
-                    held = _ask(study, data, families, feeder)
-                if limits.wall_end is not None and too_late(held.family, tune_end - time.monotonic(), scored):
+                    held = _ask(study, data, families, feeder, instead)
+                time_left = tune_end - time.monotonic()
+                if limits.wall_end is not None and too_late(held.family, time_left, scored):
                     _give_back(held, store, study, job_id)
                     held = None
                     redraws += 1
-                    if redraws >= LATE_REDRAWS:
+                    instead = in_time_family(families, time_left, scored, metric.greater_is_better)
+                    if instead is None or redraws >= LATE_REDRAWS:
                         progress.out_of_time = True
                         starting = False
                     continue
+                instead = None
                 deadline = trial_deadline(now, tune_end, limits.trial_time_s, stop_at)
                 running.append(_launch(held, data, store, job_id, worker, deadline))
                 held = None

@@ -70,3 +70,30 @@ def test_feeder_goes_on_while_entries_improve_and_ends_when_used_up() -> None:
     indices = [t.user_attrs[INDEX_ATTR] for t in study.trials if INDEX_ATTR in t.user_attrs]
     assert indices == list(range(1 + len(feeder.rest)))
     assert feeder.done
+
+
+def test_a_trial_drawn_for_a_family_keeps_that_family_and_samples_its_parameters() -> None:
+    from types import SimpleNamespace
+
+    from automl.tuning import _ask
+
+    families = ["linear", "lightgbm", "catboost"]
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=0, multivariate=True, group=True)
+    )
+    data = SimpleNamespace(task="binary")
+    enqueue_first(study, "binary", families)
+    feeder = Feeder("binary", families)
+    # While the portfolio's defaults wait, they come first, whatever family is asked for.
+    asked = _ask(study, data, families, feeder, "catboost")  # type: ignore[arg-type]
+    assert (asked.family, asked.trial.user_attrs[INDEX_ATTR]) == ("linear", 0)
+    study.tell(asked.trial, 0.5)
+    for _ in range(2):
+        study.tell(_ask(study, data, families, feeder).trial, 0.7)
+    # With nothing waiting, the family asked for is drawn, its parameters from its own space.
+    for seen in range(5):
+        asked = _ask(study, data, families, feeder, "linear")  # type: ignore[arg-type]
+        assert asked.family == "linear" and INDEX_ATTR not in asked.trial.user_attrs
+        assert set(asked.params) == set(get_family("linear").defaults("binary"))
+        study.tell(asked.trial, 0.6 + seen / 100)
+    assert len({tuple(sorted(t.params.items())) for t in study.trials if t.params["family"] == "linear"}) > 2

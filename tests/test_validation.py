@@ -12,7 +12,15 @@ import pytest
 from automl.preprocessing import plan_features
 from automl.profile import profile_frame, with_target
 from automl.training import prepare_data
-from automl.tuning import MAX_TRIALS_AT_ONCE, MIN_TRIAL_S, TRIAL_SHARE, too_late, trial_deadline, trials_at_once
+from automl.tuning import (
+    MAX_TRIALS_AT_ONCE,
+    MIN_TRIAL_S,
+    TRIAL_SHARE,
+    in_time_family,
+    too_late,
+    trial_deadline,
+    trials_at_once,
+)
 from automl.validation import HOLDOUT_VALIDATION_FRACTION, Validation, choose_validation
 
 
@@ -113,6 +121,23 @@ def test_a_trial_whose_family_cannot_end_before_tuning_does_is_not_started() -> 
     assert not too_late("linear", 2.0, scored)
     # A family with no finished trial yet is started: nothing says it cannot end.
     assert not too_late("lightgbm", 0.5, scored)
+
+
+def test_a_late_family_gives_way_to_the_best_family_that_can_end_in_time() -> None:
+    families = ["catboost", "lightgbm", "linear", "knn"]
+    scored = [(0.95, 12.0, "catboost"), (0.93, 3.0, "lightgbm"), (0.91, 0.8, "lightgbm"), (0.90, 0.3, "linear")]
+    scored.append((0.92, 0.2, "knn"))
+    # 5 s left: CatBoost cannot end; LightGBM, the best of the rest, can.
+    assert in_time_family(families, 5.0, scored, greater_is_better=True) == "lightgbm"
+    # Its cheapest trial is what counts: 1 s left still fits a 0.8 s LightGBM trial.
+    assert in_time_family(families, 1.0, scored, greater_is_better=True) == "lightgbm"
+    # 0.5 s left: only the k-NN and linear trials fit; the k-NN scored better.
+    assert in_time_family(families, 0.5, scored, greater_is_better=True) == "knn"
+    # Lower is better (a loss): the least score wins among the families that fit.
+    assert in_time_family(families, 5.0, scored, greater_is_better=False) == "linear"
+    # Families outside the job's candidates, and nothing that fits, give no family.
+    assert in_time_family(["catboost"], 5.0, scored, greater_is_better=True) is None
+    assert in_time_family(families, 0.1, scored, greater_is_better=True) is None
 
 
 def test_trials_run_side_by_side_on_a_share_of_the_cores_unless_the_spec_fixes_threads_or_trials() -> None:
