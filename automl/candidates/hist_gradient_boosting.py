@@ -1,7 +1,16 @@
-"""scikit-learn's histogram gradient boosting, fed native categoricals and raw missing values."""
+"""scikit-learn's histogram gradient boosting, fed native categoricals and raw missing values.
+
+Given ``max_time_s`` it stops adding iterations when its time is up, as the other boosted trees
+do: it boosts a few iterations, then more in steps (scikit-learn's ``warm_start``) while the next
+step would end in time, and keeps the iterations it has. A default model on 4,000 rows x 300
+columns x 5 classes takes 22 s on one core; at a 60 s budget its trial was killed at its share with
+nothing to show, though two thirds of its iterations would have beaten every model the job kept.
+Without ``max_time_s`` it is scikit-learn's estimator, iteration for iteration.
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import optuna
@@ -11,6 +20,67 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from automl.candidates.base import ALL_TASKS, Family, SelectionContext, is_classification, param
 
 NAME = "hist_gradient_boosting"
+FIRST_ITERATIONS = 10  # a model given a time cap boosts this many first, then doubles them
+
+
+class _TimeCapped:
+    """The parameters and fit of a histogram boosting model with a time cap (mixed in before
+    scikit-learn's estimator; the parameters the job does not set keep scikit-learn's defaults)."""
+
+    max_iter: int
+    warm_start: bool
+    n_iter_: int
+
+    def __init__(
+        self,
+        *,
+        learning_rate: float = 0.1,
+        max_iter: int = 100,
+        max_leaf_nodes: int | None = 31,
+        min_samples_leaf: int = 20,
+        l2_regularization: float = 0.0,
+        categorical_features: Any = "from_dtype",
+        early_stopping: Any = "auto",
+        random_state: Any = None,
+        max_time_s: float | None = None,
+    ) -> None:
+        super().__init__(  # type: ignore[call-arg]
+            learning_rate=learning_rate, max_iter=max_iter, max_leaf_nodes=max_leaf_nodes,
+            min_samples_leaf=min_samples_leaf, l2_regularization=l2_regularization,
+            categorical_features=categorical_features, early_stopping=early_stopping, random_state=random_state,
+        )  # fmt: skip
+        self.max_time_s = max_time_s
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
+        if self.max_time_s is None:
+            return super().fit(X, y, sample_weight)  # type: ignore[misc]
+        target, warm = self.max_iter, self.warm_start
+        end = time.monotonic() + float(self.max_time_s)
+        began = time.monotonic()
+        try:
+            self.warm_start = False
+            self.max_iter = min(target, FIRST_ITERATIONS)
+            super().fit(X, y, sample_weight)  # type: ignore[misc]
+            self.warm_start = True
+            # Stop when early stopping did (fewer iterations than asked for) or the time is up.
+            while self.n_iter_ == self.max_iter < target:
+                per_iteration = (time.monotonic() - began) / self.n_iter_
+                step = min(self.max_iter, target - self.max_iter, int((end - time.monotonic()) / per_iteration))
+                if step < 1:
+                    break
+                self.max_iter += step
+                super().fit(X, y, sample_weight)  # type: ignore[misc]
+        finally:
+            self.max_iter, self.warm_start = target, warm
+        return self
+
+
+class HistGradientBoostingClassifierCapped(_TimeCapped, HistGradientBoostingClassifier):  # type: ignore[misc]
+    pass
+
+
+class HistGradientBoostingRegressorCapped(_TimeCapped, HistGradientBoostingRegressor):  # type: ignore[misc]
+    pass
 
 
 def defaults(task: str) -> dict[str, Any]:
@@ -47,8 +117,8 @@ def build(params: dict[str, Any], task: str, seed: int, n_jobs: int) -> BaseEsti
         "random_state": seed,
     }
     if is_classification(task):
-        return HistGradientBoostingClassifier(**kwargs)
-    return HistGradientBoostingRegressor(**kwargs)
+        return HistGradientBoostingClassifierCapped(**kwargs)
+    return HistGradientBoostingRegressorCapped(**kwargs)
 
 
 def selected_reason(ctx: SelectionContext) -> str:
