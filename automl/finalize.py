@@ -74,10 +74,10 @@ def ranked_runs(runs: list[RunRecord], greater_is_better: bool) -> list[RunRecor
 
 
 def refit_estimate(run: RunRecord, data: JobData) -> float:
-    """Seconds a refit of ``run`` on every training row is expected to take (a net's refit process
-    also imports TensorFlow first)."""
+    """Seconds a refit of ``run`` on every training row is expected to take, on the final fits'
+    threads (a net's refit process also imports TensorFlow first)."""
     start_up = TF_IMPORT_S if run.family == "mlp" else 0.0
-    return 1.25 * (run.fit_seconds or 0.0) * data.refit_scale + start_up
+    return 1.25 * (run.fit_seconds or 0.0) * data.refit_scale / data.refit_speedup(run.family) + start_up
 
 
 def ensemble_pool(ranked: list[RunRecord], top: int) -> list[RunRecord]:

@@ -147,7 +147,9 @@ def tune_job(
     # The clock is the job's: its wall (time_budget_s, extended by a resume) and its trial cap.
     limits = TuneLimits(wall_end_of(job), job.trial_budget, spec.budget.trial_time_s, spec.ensemble.max_size, extra)
     progress = TuneProgress(time.monotonic(), job.time_budget_s)
-    data = ctx.data if threads is None else dataclasses.replace(ctx.data, n_jobs=threads)
+    data = ctx.data
+    if threads is not None:  # trials on a share of the cores; the final fits on the context's
+        data = dataclasses.replace(ctx.data, n_jobs=threads, trial_threads=threads, final_threads=ctx.data.n_jobs)
     return tune(
         study, data, ctx.families, store, artifacts, job.id, limits, progress, on_progress, worker, stop_at,
         should_stop, parallel,
@@ -294,7 +296,9 @@ def _tune_and_finalize(
         if not store.claim_finalize(job_id):
             return store.get_job(job_id)  # another process is finalizing it
     tuned = time.monotonic()
-    finalize_job(store, artifacts, ctx, wall_end_of(store.get_job(job_id)))
+    # Refits are estimated from trials that ran on ``threads`` threads each.
+    final_ctx = dataclasses.replace(ctx, data=dataclasses.replace(ctx.data, trial_threads=threads))
+    finalize_job(store, artifacts, final_ctx, wall_end_of(store.get_job(job_id)))
     ended = time.monotonic()
     timing = {
         "elapsed_s": round(ended - started, 3),

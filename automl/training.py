@@ -80,6 +80,10 @@ class JobData:
     validation: Validation = field(default_factory=lambda: Validation("cv", 5, "5-fold cross-validation"))
     split: HoldoutSplit = field(default_factory=lambda: HoldoutSplit("seeded", 0.2, 0))
     holdout_keys: np.ndarray | None = None  # each holdout row's hash key in [0, 1)
+    # The threads of the job's trials and of its final fits, where they differ from ``n_jobs`` (in
+    # one process, trials run side by side on a share of the cores; refits alone, on every core).
+    trial_threads: int | None = None
+    final_threads: int | None = None
 
     @property
     def metric(self) -> Metric:
@@ -98,6 +102,22 @@ class JobData:
     def refit_scale(self) -> float:
         """A refit on every training row costs about this times a trial's summed fit seconds."""
         return refit_scale(self.folds, len(self.y))
+
+    def refit_speedup(self, family: str) -> float:
+        """How much faster a ``family`` final fit runs than its trials did: the final fit has
+        more threads (``final_threads`` over ``trial_threads``), of which the family's
+        ``thread_gain`` turns into speed. 1 when both have the same threads."""
+        from automl.candidates import get_family
+        from automl.config import available_cores
+
+        def resolve(threads: int | None) -> int:
+            threads = self.n_jobs if threads is None else threads
+            return available_cores() if threads < 1 else threads
+
+        trial, final = resolve(self.trial_threads), resolve(self.final_threads)
+        if final <= trial:
+            return 1.0
+        return 1.0 + get_family(family).thread_gain * (final / trial - 1.0)
 
 
 def prepare_data(

@@ -190,12 +190,14 @@ def reserve_seconds(
     limits: TuneLimits,
     greater_is_better: bool,
     scored: list[tuple[float, float, str]] | None = None,
+    speedup: Callable[[str], float] | None = None,
 ) -> float:
     """Time kept back for finalizing: its fixed cost plus the refit cost (a trial's summed fit
-    seconds times ``refit_scale``), with margin, of the models the ensemble is likely to take: the
-    best few, and the best of each of the three leading families (the diverse members), as many of
-    those refits as fit under the cap (a third of the wall or so), cheapest first. ``scored``
-    is every scored trial of the job (all workers'); by default this caller's own."""
+    seconds times ``refit_scale``, over the family's ``speedup`` on the final fits' threads), with
+    margin, of the models the ensemble is likely to take: the best few, and the best of each of the
+    three leading families (the diverse members), as many of those refits as fit under the cap (a
+    third of the wall or so): the best trial's first, then the others cheapest first. ``scored`` is
+    every scored trial of the job (all workers'); by default this caller's own."""
     if limits.wall_end is None or progress.wall_s is None:
         return 0.0
     scored = progress.scored if scored is None else scored
@@ -211,12 +213,17 @@ def reserve_seconds(
     for entry in list(leaders.values())[: min(3, limits.ensemble_size)]:
         if entry not in likely:
             likely.append(entry)
-    # Cheapest refits first, while they fit under the cap: a refit longer than that is not waited
-    # for (its member keeps its trial's own fit under a holdout split, or is left out), and keeping
-    # the whole cap back for it would only end tuning early and leave the time unused.
+    # The best trial's refit first (the final model rests on it), then the others cheapest first,
+    # while they fit under the cap: a refit longer than that is not waited for (its member keeps its
+    # trial's own fit under a holdout split, or is left out), and keeping the whole cap back for it
+    # would only end tuning early and leave the time unused.
+    speedup = speedup or (lambda family: 1.0)
+    costs = [1.5 * fit * refit_scale / speedup(family) for _, fit, family in likely]
     reserve = fixed + limits.refit_extra_s
-    for cost in sorted(1.5 * fit * refit_scale for _, fit, _ in likely):
+    for i, cost in enumerate(costs[:1] + sorted(costs[1:])):
         if reserve + cost > cap:
+            if i == 0:
+                continue  # the best cannot be refit in time whatever is kept: keep time for the others
             break
         reserve += cost
     return min(reserve, cap)
@@ -653,7 +660,7 @@ def tune(
                     job_scored, read_at, own_at_read = scored_trials(store, job_id), now, len(progress.scored)
                 scored = job_scored + progress.scored[own_at_read:]  # and this caller's since the read
                 tune_end = limits.wall_end - reserve_seconds(
-                    progress, data.refit_scale, limits, metric.greater_is_better, scored
+                    progress, data.refit_scale, limits, metric.greater_is_better, scored, data.refit_speedup
                 )
                 if starting and now >= tune_end - 0.25:
                     progress.out_of_time = True

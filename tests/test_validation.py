@@ -385,3 +385,58 @@ def test_a_longer_wall_after_submission_keeps_the_jobs_folds_and_candidates(tmp_
     (train_before, valid_before), (train_after, valid_after) = before.data.folds[0], after.data.folds[0]
     assert np.array_equal(train_before, train_after) and np.array_equal(valid_before, valid_after)
     assert before.families == after.families
+
+
+def test_a_refit_on_more_threads_than_its_trials_is_estimated_faster_by_its_family_gain() -> None:
+    import dataclasses
+
+    from automl.candidates import get_family
+    from automl.finalize import refit_estimate
+    from automl.store.records import RunRecord
+
+    data = _data(_frame(500, 4))
+    # Trials alone on the final fits' threads (the fleet, a spec's own n_jobs): no speed-up.
+    assert data.refit_speedup("catboost") == 1.0
+    shared = dataclasses.replace(data, n_jobs=1, trial_threads=1, final_threads=4)
+    gain = get_family("random_forest").thread_gain
+    assert shared.refit_speedup("random_forest") == pytest.approx(1 + 3 * gain)
+    # A family that fits on one thread gains nothing; more threads for trials than refits neither.
+    assert shared.refit_speedup("knn") == 1.0
+    assert dataclasses.replace(data, trial_threads=4, final_threads=2).refit_speedup("random_forest") == 1.0
+
+    def run(family: str, fit_s: float) -> RunRecord:
+        return RunRecord(
+            id=1, job_id=1, kind="trial", trial_number=0, family=family, params={}, status="succeeded",
+            cv_score=0.9, cv_std=None, fold_scores=None, holdout_score=None, fit_seconds=fit_s, members=None,
+            oof_uri=None, model_uri=None, model_sha256=None, error_code=None, error_message=None, worker=None,
+            heartbeat_at=None, started_at=None,  # type: ignore[arg-type]
+            finished_at=None,
+        )  # fmt: skip
+
+    # The finalizer's estimate: trials on one thread each, the refit on four.
+    final = dataclasses.replace(data, n_jobs=4, trial_threads=1)
+    assert refit_estimate(run("random_forest", 10.0), final) == pytest.approx(
+        refit_estimate(run("random_forest", 10.0), data) / (1 + 3 * gain)
+    )
+    assert refit_estimate(run("knn", 10.0), final) == refit_estimate(run("knn", 10.0), data)
+
+
+def test_the_reserve_keeps_time_for_the_best_trials_refit_before_cheaper_ones() -> None:
+    import time
+
+    from automl.tuning import TuneLimits, TuneProgress, reserve_seconds
+
+    limits = TuneLimits(wall_end=time.monotonic() + 60, trial_cap=None, trial_time_s=None, ensemble_size=5)
+    progress = TuneProgress(started=time.monotonic(), wall_s=60.0)
+    # The best trial is a 10 s boosting fit; two cheaper, worse families lead the others.
+    scored = [(0.70, 10.0, "hist_gradient_boosting"), (0.80, 6.0, "svm"), (0.90, 5.0, "catboost")]
+    fixed = 1.5 + 0.02 * 60
+    kept = reserve_seconds(progress, 1.0, limits, False, scored)
+    # The best trial's refit (1.5 x 10 s) is kept first; the cheapest of the others that fit after it.
+    assert kept == pytest.approx(fixed + 15.0)
+    # Its trials ran on one thread of two: its refit on both is faster, and the next one fits too.
+    faster = reserve_seconds(progress, 1.0, limits, False, scored, lambda family: 1.5)
+    assert faster == pytest.approx(fixed + 10.0 + 5.0)
+    # A best refit longer than the cap is not waited for; the others are kept.
+    slow = [(0.70, 40.0, "hist_gradient_boosting"), (0.80, 6.0, "svm"), (0.90, 5.0, "catboost")]
+    assert reserve_seconds(progress, 1.0, limits, False, slow) == pytest.approx(fixed + 7.5 + 9.0)

@@ -59,7 +59,9 @@ class Family:
     inside the distribution ``suggest`` registers, so the defaults can be enqueued into a study.
     ``build(params, task, seed, n_jobs)`` returns an unfitted estimator; classifiers always provide
     ``predict_proba``. ``skip_reason(ctx)`` returns ``None`` when the family should be tried, and
-    ``selected_reason(ctx)`` the sentence recorded when it is.
+    ``selected_reason(ctx)`` the sentence recorded when it is. ``thread_gain`` is the share of each
+    thread added to a fit that turns into speed (0: the fit runs on one thread; 1: perfectly
+    parallel), so a refit alone on every core is estimated from a trial that ran on a share of them.
     """
 
     name: str
@@ -71,6 +73,7 @@ class Family:
     build: Callable[[dict[str, Any], str, int, int], BaseEstimator]
     skip_reason: Callable[[SelectionContext], str | None] = applies_everywhere
     selected_reason: Callable[[SelectionContext], str] = _generic_selected
+    thread_gain: float = 0.0
 
 
 def param(family: str, key: str) -> str:

@@ -126,6 +126,7 @@ def selected_reason(ctx: SelectionContext) -> str:
     return f"selected: symmetric-tree gradient boosting, strong with defaults{natively}"
 
 
+# One thread to two: 21.8 s to 16.8 s on 43,000 x 9 (diamonds), 21.9 s to 13.6 s on digits.
 FAMILY = Family(
     name=NAME,
     label="CatBoost",
@@ -135,4 +136,5 @@ FAMILY = Family(
     suggest=suggest,
     build=build,
     selected_reason=selected_reason,
+    thread_gain=0.3,
 )

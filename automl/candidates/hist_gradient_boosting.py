@@ -126,6 +126,7 @@ def selected_reason(ctx: SelectionContext) -> str:
     return f"selected: gradient boosting with native missing values{natively}"
 
 
+# One thread to two: 22.0 s to 15.3 s on 4,000 x 300 x 5 classes, none on 43,000 x 9 (0.7 s).
 FAMILY = Family(
     name=NAME,
     label="Histogram gradient boosting",
@@ -135,4 +136,5 @@ FAMILY = Family(
     suggest=suggest,
     build=build,
     selected_reason=selected_reason,
+    thread_gain=0.4,
 )

@@ -133,6 +133,7 @@ def selected_reason(ctx: SelectionContext) -> str:
     return f"selected: fast leaf-wise gradient boosting with early stopping{natively}"
 
 
+# One thread to two: 2.4 s to 1.65 s on 43,000 x 9 (diamonds), 1.96 s to 1.77 s on digits.
 FAMILY = Family(
     name=NAME,
     label="LightGBM",
@@ -142,4 +143,5 @@ FAMILY = Family(
     suggest=suggest,
     build=build,
     selected_reason=selected_reason,
+    thread_gain=0.2,
 )
