@@ -17,6 +17,15 @@ from automl.candidates.hist_gradient_boosting import (
     HistGradientBoostingClassifierCapped,
     HistGradientBoostingRegressorCapped,
 )
+from automl.sandbox import openmp_single_threaded
+
+
+@pytest.fixture(autouse=True)
+def _one_openmp_thread() -> Any:
+    """These fits run in the test process, which later tests fork jobs' children from: on one
+    OpenMP thread no thread pool is started for a forked child to wait on."""
+    with openmp_single_threaded():
+        yield
 
 
 @parametrize_with_checks(  # type: ignore[untyped-decorator]
