@@ -182,6 +182,10 @@ class TuneLimits:
 # predictions, a child process per refit, loading members, saving the model, the store's writes.
 FINALIZE_FIXED_S = 1.5
 FINALIZE_FIXED_SHARE = 0.02
+# The best trial's refit may keep up to this share of the wall back from tuning. When the lead is a
+# slow fit (a boosting model on wide data: 22 s of a 60 s budget), its refit on every training row
+# is worth more than the trials the same time would buy: they rarely beat a leader that far ahead.
+LEAD_RESERVE_SHARE = 0.5
 
 
 def reserve_seconds(
@@ -202,7 +206,7 @@ def reserve_seconds(
         return 0.0
     scored = progress.scored if scored is None else scored
     fixed = FINALIZE_FIXED_S + FINALIZE_FIXED_SHARE * progress.wall_s
-    cap = min(0.35 * progress.wall_s + limits.refit_extra_s, 0.5 * progress.wall_s)
+    cap = min(0.35 * progress.wall_s + limits.refit_extra_s, LEAD_RESERVE_SHARE * progress.wall_s)
     if not scored:
         return min(max(fixed, 0.10 * progress.wall_s) + limits.refit_extra_s, cap)
     ranked = sorted(scored, key=lambda sf: sf[0], reverse=greater_is_better)
@@ -213,17 +217,18 @@ def reserve_seconds(
     for entry in list(leaders.values())[: min(3, limits.ensemble_size)]:
         if entry not in likely:
             likely.append(entry)
-    # The best trial's refit first (the final model rests on it), then the others cheapest first,
-    # while they fit under the cap: a refit longer than that is not waited for (its member keeps its
-    # trial's own fit under a holdout split, or is left out), and keeping the whole cap back for it
-    # would only end tuning early and leave the time unused.
+    # The best trial's refit first (the final model rests on it), up to half the wall, then the
+    # others cheapest first while they fit under the cap. A lead refit longer than half the wall is
+    # not waited for (its member keeps its trial's own fit under a holdout split, or is left out):
+    # keeping that much back would end tuning early for a refit that may still not fit.
     speedup = speedup or (lambda family: 1.0)
     costs = [1.5 * fit * refit_scale / speedup(family) for _, fit, family in likely]
     reserve = fixed + limits.refit_extra_s
-    for i, cost in enumerate(costs[:1] + sorted(costs[1:])):
+    if reserve + costs[0] <= LEAD_RESERVE_SHARE * progress.wall_s:
+        reserve += costs[0]
+        cap = max(cap, reserve)
+    for cost in sorted(costs[1:]):
         if reserve + cost > cap:
-            if i == 0:
-                continue  # the best cannot be refit in time whatever is kept: keep time for the others
             break
         reserve += cost
     return min(reserve, cap)

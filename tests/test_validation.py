@@ -440,3 +440,6 @@ def test_the_reserve_keeps_time_for_the_best_trials_refit_before_cheaper_ones() 
     # A best refit longer than the cap is not waited for; the others are kept.
     slow = [(0.70, 40.0, "hist_gradient_boosting"), (0.80, 6.0, "svm"), (0.90, 5.0, "catboost")]
     assert reserve_seconds(progress, 1.0, limits, False, slow) == pytest.approx(fixed + 7.5 + 9.0)
+    # One past the others' cap (a third of the wall or so) but within half the wall is kept, alone.
+    slower = [(0.70, 16.0, "hist_gradient_boosting"), (0.80, 1.0, "svm"), (0.90, 1.0, "catboost")]
+    assert reserve_seconds(progress, 1.0, limits, False, slower) == pytest.approx(fixed + 24.0)
