@@ -60,6 +60,12 @@ class ArtifactStore:
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
+    def move(self, source: str, target: str) -> None:
+        """Rename ``source`` to ``target`` atomically (same root, so one file system)."""
+        destination = self.path(target)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.path(source), destination)
+
     def put_bytes(self, key: str, data: bytes) -> str:
         """Write ``data`` at ``key`` atomically; returns its sha256."""
         target = self.path(key)

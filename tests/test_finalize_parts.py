@@ -1,0 +1,127 @@
+"""Finalizing under a short wall, step by step: the part of an ensemble that could be refit, the
+time kept for saving the model, each member loaded once however many saved models hold it."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from automl.artifacts import ArtifactStore
+from automl.finalize import ModelWriter, _best_part, extend_to_all_rows
+from automl.preprocessing import plan_features
+from automl.profile import profile_frame, with_target
+from automl.store.records import RunRecord
+from automl.training import JobData, prepare_data
+
+
+def _data(rows: int = 400) -> JobData:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(rows, 3)), columns=["x0", "x1", "x2"])
+    frame["y"] = (frame["x0"] + rng.normal(scale=1.0, size=rows) > 0).astype(int)
+    profile = with_target(profile_frame(frame), frame, "y", "binary")
+    plan = plan_features(profile, "y", [], [], None)
+    return prepare_data(
+        frame, target="y", task="binary", metric="roc_auc", plan=plan, profile=profile,
+        holdout_fraction=0.2, folds=5, seed=0, n_jobs=1,
+    )  # fmt: skip
+
+
+def _run(run_id: int, family: str, cv: float | None, oof_uri: str | None = None, fit_s: float = 0.1) -> RunRecord:
+    return RunRecord(
+        id=run_id, job_id=1, kind="trial", trial_number=run_id, family=family, params={}, status="succeeded",
+        cv_score=cv, cv_std=None, fold_scores=None, holdout_score=None, fit_seconds=fit_s, members=None,
+        oof_uri=oof_uri, model_uri=None, model_sha256=None, error_code=None, error_message=None, worker=None,
+        heartbeat_at=None, started_at=None,  # type: ignore[arg-type]
+        finished_at=None,
+    )  # fmt: skip
+
+
+def _scored(arts: ArtifactStore, data: JobData, run_id: int, family: str, oof: np.ndarray) -> RunRecord:
+    buffer = io.BytesIO()
+    np.save(buffer, oof, allow_pickle=False)
+    key = f"jobs/1/oof/trial-{run_id}.npy"
+    arts.put_bytes(key, buffer.getvalue())
+    cv = float(np.mean([data.metric.score(data.y[valid], oof[valid]) for _, valid in data.folds]))
+    return _run(run_id, family, cv, key)
+
+
+def _probabilities(data: JobData, noise: float, seed: int) -> np.ndarray:
+    """Out-of-fold probabilities of a model that knows the label up to ``noise``."""
+    rng = np.random.default_rng(seed)
+    positive = 1 / (1 + np.exp(-(2 * data.y - 1 + rng.normal(scale=noise, size=len(data.y)))))
+    return np.column_stack([1 - positive, positive])
+
+
+def test_the_refit_part_of_an_ensemble_is_kept_when_its_blend_beats_the_lead(tmp_path: Path) -> None:
+    data, arts = _data(), ArtifactStore(tmp_path / "art")
+    lead = _scored(arts, data, 1, "lightgbm", _probabilities(data, 2.0, 1))
+    other = _scored(arts, data, 2, "knn", _probabilities(data, 2.0, 2))  # errs on other rows
+    fitted = [(lead, 0.5, {"key": "a"}), (other, 0.3, {"key": "b"})]
+    part, reason = _best_part(arts, data, fitted, chosen=3, chosen_reason="the ensemble: CV 0.9", reason="")
+    assert [run.id for run, _, _ in part] == [1, 2]
+    assert sum(w for _, w, _ in part) == pytest.approx(1.0)
+    assert [w for _, w, _ in part] == pytest.approx([0.5 / 0.8, 0.3 / 0.8])  # the chosen weights, rescaled
+    assert "2 of 3 members" in reason and "beats the best single trial's" in reason
+
+
+def test_the_lead_alone_is_kept_when_the_refit_part_does_not_beat_it(tmp_path: Path) -> None:
+    data, arts = _data(), ArtifactStore(tmp_path / "art")
+    lead = _scored(arts, data, 1, "lightgbm", _probabilities(data, 1.0, 1))
+    rng = np.random.default_rng(3)
+    coin = rng.uniform(size=len(data.y))
+    noise = _scored(arts, data, 2, "knn", np.column_stack([1 - coin, coin]))  # knows nothing
+    fitted = [(lead, 0.4, {"key": "a"}), (noise, 0.4, {"key": "b"})]
+    part, reason = _best_part(arts, data, fitted, chosen=3, chosen_reason="the ensemble: CV 0.9", reason="")
+    assert [(run.id, w) for run, w, _ in part] == [(1, 0.4)]
+    assert reason.startswith("lightgbm (trial 1) alone: the ensemble could not be refit")
+    # One member fitted: the lead alone, without reading any predictions.
+    only, _ = _best_part(arts, data, fitted[:1], chosen=3, chosen_reason="the ensemble: CV 0.9", reason="")
+    assert len(only) == 1
+
+
+class _CountingStore(ArtifactStore):
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.loads: list[str] = []
+
+    def get_object(self, key: str, sha256: str) -> Any:
+        self.loads.append(key)
+        return super().get_object(key, sha256)
+
+
+def test_a_member_in_both_the_evaluation_and_the_final_model_is_loaded_once(tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    data, arts = _data(), _CountingStore(tmp_path / "art")
+    members = []
+    for name, c in (("a", 1.0), ("b", 0.01), ("b-all-rows", 0.02)):
+        model = LogisticRegression(C=c).fit(data.X, data.y)
+        members.append({"key": f"members/{name}.joblib", "sha256": arts.put_object(f"members/{name}.joblib", model)})
+    job: Any = type("Job", (), {"id": 7, "model_name": "m", "task": "binary"})()
+    writer = ModelWriter(arts, job, data, [0.6, 0.4], (1.0, 1e-4))
+    evaluation_key, _ = writer.save(f"{writer.base}/evaluation.joblib", members[:2])
+    final_key, final_sha = writer.save(f"{writer.base}/model.joblib", [members[0], members[2]])
+    assert arts.loads == ["members/a.joblib", "members/b.joblib", "members/b-all-rows.joblib"]
+    final = arts.get_object(final_key, final_sha)
+    assert final.predict_proba(data.X_holdout).shape == (len(data.y_holdout), 2)
+    # With no all-rows refit, the evaluation model becomes the final one by a rename.
+    arts.move(evaluation_key, f"{writer.base}/moved.joblib")
+    assert not arts.exists(evaluation_key) and arts.exists(f"{writer.base}/moved.joblib")
+
+
+def test_all_rows_refits_leave_the_time_the_final_save_takes(tmp_path: Path) -> None:
+    data, arts = _data(), ArtifactStore(tmp_path / "art")
+    job: Any = type("Job", (), {"id": 7, "model_name": "m", "task": "binary"})()
+    run = _run(1, "linear", 0.8, fit_s=0.05)
+    fitted = [(run, 1.0, {"key": "a"})]
+    wall_end = time.monotonic() + 30.0
+    # Saving took 25 s once: after it, nothing would be left for a refit to finish in.
+    assert extend_to_all_rows(arts, job, data, fitted, wall_end, save_s=25.0) == {}
+    done = extend_to_all_rows(arts, job, data, fitted, wall_end, save_s=0.2)
+    assert done[1]["rows"] == len(data.y) + len(data.y_holdout)
