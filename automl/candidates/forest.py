@@ -10,21 +10,23 @@ with the same trees: the steps draw their seeds from one random state, as a sing
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor, RandomForestClassifier, RandomForestRegressor
 
+from automl.candidates.growth import GrowsByTime
+
 FIRST_TREES = 10  # a forest given a time cap starts with this many trees, then doubles them
 
 
-class _TimeCapped:
-    """The parameters and fit of a forest with a time cap (mixed in before a scikit-learn forest,
-    whose own parameters the job does not set keep scikit-learn's defaults)."""
+class _TimeCapped(GrowsByTime):
+    """The parameters of a forest with a time cap (mixed in before a scikit-learn forest, whose own
+    parameters the job does not set keep scikit-learn's defaults). Its trees double while the time
+    lasts: few refits of the warm forest, and none that would end past the cap."""
 
-    n_estimators: int
-    warm_start: bool
-    estimators_: list[Any]
+    size_param = "n_estimators"
+    first_size = FIRST_TREES
+    doubling = True
 
     def __init__(
         self,
@@ -42,30 +44,6 @@ class _TimeCapped:
             max_depth=max_depth, random_state=random_state, n_jobs=n_jobs,
         )  # fmt: skip
         self.max_time_s = max_time_s
-
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
-        if self.max_time_s is None:
-            return super().fit(X, y, sample_weight)  # type: ignore[misc]
-        target, warm = self.n_estimators, self.warm_start
-        end = time.monotonic() + float(self.max_time_s)
-        began = time.monotonic()
-        try:
-            self.warm_start = False
-            self.n_estimators = min(target, FIRST_TREES)
-            super().fit(X, y, sample_weight)  # type: ignore[misc]
-            self.warm_start = True
-            while self.n_estimators < target:
-                per_tree = (time.monotonic() - began) / self.n_estimators
-                # Double the trees while the time lasts: few refits of the warm forest, and none
-                # that would end past the cap.
-                step = min(self.n_estimators, target - self.n_estimators, int((end - time.monotonic()) / per_tree))
-                if step < 1:
-                    break
-                self.n_estimators += step
-                super().fit(X, y, sample_weight)  # type: ignore[misc]
-        finally:
-            self.n_estimators, self.warm_start = target, warm
-        return self
 
 
 class RandomForestClassifierCapped(_TimeCapped, RandomForestClassifier):  # type: ignore[misc]

@@ -10,7 +10,6 @@ Without ``max_time_s`` it is scikit-learn's estimator, iteration for iteration.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import optuna
@@ -18,18 +17,25 @@ from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
 from automl.candidates.base import ALL_TASKS, Family, SelectionContext, is_classification, param
+from automl.candidates.growth import GrowsByTime
 
 NAME = "hist_gradient_boosting"
 FIRST_ITERATIONS = 10  # a model given a time cap boosts this many first, then the rest that fit
 
 
-class _TimeCapped:
-    """The parameters and fit of a histogram boosting model with a time cap (mixed in before
-    scikit-learn's estimator; the parameters the job does not set keep scikit-learn's defaults)."""
+class _TimeCapped(GrowsByTime):
+    """The parameters of a histogram boosting model with a time cap (mixed in before scikit-learn's
+    estimator; the parameters the job does not set keep scikit-learn's defaults). Its iterations
+    cost about the same each, so the rest that fit go in one step (each step bins the rows again:
+    on small data, steps would cost more than the trees); it stops where early stopping did."""
 
-    max_iter: int
-    warm_start: bool
+    size_param = "max_iter"
+    first_size = FIRST_ITERATIONS
+    doubling = False
     n_iter_: int
+
+    def _grown(self) -> int:
+        return self.n_iter_
 
     def __init__(
         self,
@@ -50,31 +56,6 @@ class _TimeCapped:
             categorical_features=categorical_features, early_stopping=early_stopping, random_state=random_state,
         )  # fmt: skip
         self.max_time_s = max_time_s
-
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
-        if self.max_time_s is None:
-            return super().fit(X, y, sample_weight)  # type: ignore[misc]
-        target, warm = self.max_iter, self.warm_start
-        end = time.monotonic() + float(self.max_time_s)
-        began = time.monotonic()
-        try:
-            self.warm_start = False
-            self.max_iter = min(target, FIRST_ITERATIONS)
-            super().fit(X, y, sample_weight)  # type: ignore[misc]
-            self.warm_start = True
-            # Stop when early stopping did (fewer iterations than asked for) or the time is up. An
-            # iteration costs about the same as the last, so the rest go in one step when they fit
-            # (each step bins the rows again: on small data, steps would cost more than the trees).
-            while self.n_iter_ == self.max_iter < target:
-                per_iteration = (time.monotonic() - began) / self.n_iter_
-                step = min(target - self.max_iter, int((end - time.monotonic()) / per_iteration))
-                if step < 1:
-                    break
-                self.max_iter += step
-                super().fit(X, y, sample_weight)  # type: ignore[misc]
-        finally:
-            self.max_iter, self.warm_start = target, warm
-        return self
 
 
 class HistGradientBoostingClassifierCapped(_TimeCapped, HistGradientBoostingClassifier):  # type: ignore[misc]
