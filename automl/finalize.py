@@ -71,6 +71,14 @@ def _load_oof(artifacts: ArtifactStore, key: str) -> np.ndarray:
     return np.asarray(np.load(io.BytesIO(artifacts.get_bytes(key)), allow_pickle=False))
 
 
+def _blend_fold_scores(oofs: list[np.ndarray], weights: list[float], data: JobData) -> list[float]:
+    """Per-fold scores of the weighted blend of out-of-fold predictions (over the validated rows),
+    comparable with a trial's CV score."""
+    full = np.zeros((len(data.y), *oofs[0].shape[1:]))
+    full[data.validated] = ensemble.blend(oofs, weights)
+    return ensemble.fold_scores(full, data.y, data.folds, data.metric)
+
+
 def ranked_runs(runs: list[RunRecord], greater_is_better: bool) -> list[RunRecord]:
     """Succeeded trials with out-of-fold predictions, best CV score first."""
     ok = [r for r in runs if r.kind == "trial" and r.status == "succeeded" and r.cv_score is not None and r.oof_uri]
@@ -128,9 +136,7 @@ def choose_members(
         oofs, data.y[rows], metric, spec.ensemble.max_size, costs=costs, budget=time_left
     )  # fmt: skip
     chosen = [pool[i] for i in choice.members]
-    full = np.zeros((len(data.y), *oofs[0].shape[1:]))
-    full[rows] = ensemble.blend([oofs[i] for i in choice.members], choice.weights)
-    scores = ensemble.fold_scores(full, data.y, data.folds, metric)
+    scores = _blend_fold_scores([oofs[i] for i in choice.members], choice.weights, data)
     cv = float(np.mean(scores))
     described = [
         {"run_id": r.id, "trial": r.trial_number, "family": r.family, "weight": w}
@@ -274,9 +280,7 @@ def _best_part(
         return fitted[:1], alone
     rows, total = data.validated, sum(w for _, w, _ in fitted)
     oofs = [_load_oof(artifacts, run.oof_uri or "")[rows] for run, _, _ in fitted]
-    full = np.zeros((len(data.y), *oofs[0].shape[1:]))
-    full[rows] = ensemble.blend(oofs, [w for _, w, _ in fitted])
-    cv = float(np.mean(ensemble.fold_scores(full, data.y, data.folds, data.metric)))
+    cv = float(np.mean(_blend_fold_scores(oofs, [w for _, w, _ in fitted], data)))
     if not is_better(data.metric, cv, lead.cv_score):
         return fitted[:1], alone
     part = [(run, w / total, fit) for run, w, fit in fitted]
@@ -369,7 +373,7 @@ def finalize_job(store: Store, artifacts: ArtifactStore, ctx: Any, wall_end: flo
     holdout_score = float(metric.score(data.y_holdout, final_pred))
     if selection.ensemble_run is not None and use_ensemble:
         store.set_run_holdout(selection.ensemble_run.id, holdout_score)
-    writer = ModelWriter(artifacts, job, data, [w for _, w, _ in fitted], (temperature, floor))
+    writer = ModelWriter(artifacts, job, data, weights, (temperature, floor))
     # The model that earned the holdout score is saved first: how long that took is what the final
     # model's save needs after the all-rows refits (a 26-class boosting ensemble: 5 s for two saves).
     with openmp_single_threaded():  # this process may fork trial children later (a fleet worker)
