@@ -26,7 +26,7 @@ from automl.model import assemble
 from automl.sandbox import ChildCrashed, ChildError, ChildTimeout, openmp_single_threaded, run_in_child
 from automl.store.base import Store
 from automl.store.records import JobRecord, ModelVersionRecord, NewMetric, NewModelVersion, RunRecord, RunResult
-from automl.training import TF_IMPORT_S, JobData, fit_all_rows, predict_trial_model, refit
+from automl.training import TF_IMPORT_S, JobData, fit_all_rows, predict_trial_model, refit, save_s_per_mb
 
 # Past the wall, a fallback refit (the cheapest model, when the best could not be refit in time)
 # may use this share of the budget, at most MAX_GRACE_S: a model a moment late beats no model.
@@ -35,9 +35,9 @@ MAX_GRACE_S = 10.0
 SAFETY_S = 0.5  # kept free before the wall for writing the version and summary
 FINALIZE_SAVE_S = 0.5  # calibrating, saving the model and writing the version, besides the refits
 SAVE_MARGIN = 1.5  # the final model's save, over the measured save of the evaluation model
-# Loading a fitted member and writing it into the saved model, per MB of its artifact: measured
-# 0.03 s/MB for histogram boosting, 0.09 s/MB for LightGBM (its model is text, parsed on load).
-SAVE_S_PER_MB = 0.06
+# Loading a fitted member and writing it into the saved model: WRITER_SAVE_FACTOR times what saving
+# it took its refit (a load, a save, and margin), and at least its size's estimate (automl.training).
+WRITER_SAVE_FACTOR = 3.0
 # An all-rows refit is tried when half its estimate fits in the time left: the estimate runs high
 # (boosting on more rows stops early on its own split; binned trees grow slower than the rows), and
 # one that does not finish is killed at the wall while its member keeps the fit it has.
@@ -90,6 +90,17 @@ def refit_estimate(run: RunRecord, data: JobData) -> float:
     threads (a net's refit process also imports TensorFlow first)."""
     start_up = TF_IMPORT_S if run.family == "mlp" else 0.0
     return 1.25 * (run.fit_seconds or 0.0) * data.refit_scale / data.refit_speedup(run.family) + start_up
+
+
+def _save_room(artifacts: ArtifactStore, family: str, fit: dict[str, Any]) -> float:
+    """Seconds the final model's writer may take to load and save the member ``fit``."""
+    size_mb = artifacts.path(fit["key"]).stat().st_size / 1e6 if artifacts.exists(fit["key"]) else 0.0
+    return max(WRITER_SAVE_FACTOR * float(fit.get("save_s", 0.0)), save_s_per_mb(family) * size_mb)
+
+
+def fold_models(run: RunRecord) -> tuple[str, str] | None:
+    """The artifact (key, sha256) of the models ``run``'s folds fitted, where its trial kept them."""
+    return (run.folds_uri, run.folds_sha256) if run.folds_uri and run.folds_sha256 else None
 
 
 def ensemble_pool(ranked: list[RunRecord], top: int) -> list[RunRecord]:
@@ -179,8 +190,7 @@ def refit_members(
         return wall_end - time.monotonic() - SAFETY_S - save_room() if wall_end is not None else float("inf")
 
     def save_room() -> float:
-        keys = [fit["key"] for _, _, fit in out.fitted]
-        return SAVE_S_PER_MB * sum(artifacts.path(k).stat().st_size for k in keys if artifacts.exists(k)) / 1e6
+        return sum(_save_room(artifacts, run.family, fit) for run, _, fit in out.fitted)
 
     def ready(run: RunRecord) -> bool:  # can be had in the time left
         return refit_estimate(run, data) <= remaining() or run.model_uri is not None
@@ -190,8 +200,9 @@ def refit_members(
             return time.monotonic() + 7 * 24 * 3600.0
         return wall_end - SAFETY_S - save_room() + extra
 
-    def make(run: RunRecord, extra: float = 0.0, reuse: bool | None = None) -> dict[str, Any] | None:
-        """Refit ``run``, or take its trial's fit (``reuse``; by default when a refit would not fit).
+    def make(run: RunRecord, extra: float = 0.0, reuse: bool | None = None, bag: bool = True) -> dict[str, Any] | None:
+        """Refit ``run``, or take its trial's fit (``reuse``; by default when a refit would not fit);
+        a refit averages the trial's fold models in when ``bag`` and time allow.
 
         The refit on every training row is preferred even where the trial kept its fit (holdout
         scheme): that fit learned from the trial's split only, and the holdout score is the one a
@@ -206,7 +217,8 @@ def refit_members(
             target = refit
             key = f"jobs/{job.id}/members/trial-{run.trial_number}.joblib"
             cap = max(1.0, FIT_CAP_FACTOR * refit_estimate(run, data))
-            args = (data, run.family, run.params, str(artifacts.root), key, deadline, cap)
+            folds = fold_models(run) if bag else None
+            args = (data, run.family, run.params, str(artifacts.root), key, deadline, cap, folds)
         try:
             result: dict[str, Any] = run_in_child(target, args, deadline)
         except (ChildTimeout, ChildCrashed, ChildError):
@@ -220,9 +232,10 @@ def refit_members(
             result = make(kept[0], grace, reuse=True)
             if result is not None:
                 return kept[0], result
-        # The cheapest refit, given the grace (the failed lead too: it may have only lacked time).
+        # The cheapest refit, given the grace (the failed lead too: it may have only lacked time),
+        # without fold models: nothing but its own fit stands between it and the wall.
         cheapest = min(ranked[:20], key=lambda r: refit_estimate(r, data))
-        result = make(cheapest, grace, reuse=False)
+        result = make(cheapest, grace, reuse=False, bag=False)
         return (cheapest, result) if result is not None else None
 
     if not ready(members[0]):
@@ -319,7 +332,9 @@ def extend_to_all_rows(
         cap = max(1.0, FIT_CAP_FACTOR * grow * refit_estimate(run, data))
         try:
             done[run.id] = run_in_child(
-                fit_all_rows, (data, run.family, run.params, str(artifacts.root), key, deadline, cap), deadline
+                fit_all_rows,
+                (data, run.family, run.params, str(artifacts.root), key, deadline, cap, fold_models(run)),
+                deadline,
             )
         except (ChildTimeout, ChildCrashed, ChildError):
             continue
@@ -503,6 +518,22 @@ def register(
 
 def _trained_on(fitted: list[tuple[RunRecord, float, dict[str, Any]]], all_rows: dict[int, Any], data: JobData) -> str:
     """Which rows the registered model learned from, in words (the model card shows it)."""
+    return _rows_of(fitted, all_rows, data) + _bagged(fitted, all_rows, data)
+
+
+def _bagged(fitted: list[tuple[RunRecord, float, dict[str, Any]]], all_rows: dict[int, Any], data: JobData) -> str:
+    """The clause on members averaged with their trial's fold models (automl.model.FoldBag)."""
+    bagged = [run for run, _, out in fitted if all_rows.get(run.id, out).get("bagged")]
+    if not bagged:
+        return ""
+    which = "its member" if len(fitted) == 1 else f"{len(bagged)} of its {len(fitted)} members"
+    return (
+        f"; {which} also average{'s' if len(bagged) == 1 else ''} the {len(data.folds)} models of "
+        "their trial's cross-validation folds (each fitted on the other folds' training rows)"
+    )
+
+
+def _rows_of(fitted: list[tuple[RunRecord, float, dict[str, Any]]], all_rows: dict[int, Any], data: JobData) -> str:
     train, hold = len(data.y), len(data.y_holdout)
     reused = any(out.get("reused") for _, _, out in fitted)
     # A kept trial fit (holdout scheme) learned from its validation split's training rows only.
@@ -557,6 +588,7 @@ def summarise(
                     "trained_on": "every row (training + holdout)"
                     if r.id in all_rows
                     else ("the trial's training split" if o.get("reused") else "every training row"),
+                    "fold_models": len(data.folds) if all_rows.get(r.id, o).get("bagged") else 0,
                 }
                 for r, w, o in fitted
             ],

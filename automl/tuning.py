@@ -574,6 +574,10 @@ def _record(
     if out.get("model_bytes") is not None:  # holdout scheme: the trial's one fit, kept for the finalizer
         model_key = f"jobs/{job_id}/trials/trial-{trial.number}.joblib"
         model_sha = artifacts.put_bytes(model_key, out["model_bytes"])
+    folds_key = folds_sha = None
+    if out.get("folds_bytes") is not None:  # K-fold CV: the folds' models, for the final model
+        folds_key = f"jobs/{job_id}/trials/trial-{trial.number}.folds.joblib"
+        folds_sha = artifacts.put_bytes(folds_key, out["folds_bytes"])
     store.finish_run(
         run_id,
         RunResult(
@@ -585,6 +589,8 @@ def _record(
             oof_uri=oof_key,
             model_uri=model_key,
             model_sha256=model_sha,
+            folds_uri=folds_key,
+            folds_sha256=folds_sha,
         ),
     )
     study.tell(trial, cv)

@@ -125,3 +125,18 @@ def test_all_rows_refits_leave_the_time_the_final_save_takes(tmp_path: Path) -> 
     assert extend_to_all_rows(arts, job, data, fitted, wall_end, save_s=25.0) == {}
     done = extend_to_all_rows(arts, job, data, fitted, wall_end, save_s=0.2)
     assert done[1]["rows"] == len(data.y) + len(data.y_holdout)
+
+
+def test_the_writers_room_for_a_member_is_its_measured_save_or_its_sizes_estimate(tmp_path: Path) -> None:
+    from automl.finalize import WRITER_SAVE_FACTOR, _save_room
+    from automl.training import ARRAY_SAVE_S_PER_MB, SAVE_S_PER_MB
+
+    arts = ArtifactStore(tmp_path)
+    arts.put_bytes("m.joblib", b"\0" * 10_000_000)  # 10 MB
+    # A forest's arrays load and save fast: its size allows little, the measured save decides.
+    assert _save_room(arts, "extra_trees", {"key": "m.joblib", "save_s": 0.2}) == pytest.approx(
+        WRITER_SAVE_FACTOR * 0.2
+    )
+    assert _save_room(arts, "extra_trees", {"key": "m.joblib"}) == pytest.approx(10 * ARRAY_SAVE_S_PER_MB)
+    # A booster is parsed on load: its size's estimate stands when the save alone was quick.
+    assert _save_room(arts, "lightgbm", {"key": "m.joblib", "save_s": 0.01}) == pytest.approx(10 * SAVE_S_PER_MB)

@@ -93,6 +93,8 @@ class RunRecord:
     oof_uri: str | None
     model_uri: str | None  # the model a trial fitted on its one validation split (holdout scheme)
     model_sha256: str | None
+    folds_uri: str | None = None  # the models a trial's K folds fitted (K-fold CV, tree families)
+    folds_sha256: str | None = None
     error_code: str | None
     error_message: str | None
     worker: str | None
@@ -113,6 +115,8 @@ class RunResult:
     oof_uri: str | None = None
     model_uri: str | None = None
     model_sha256: str | None = None
+    folds_uri: str | None = None
+    folds_sha256: str | None = None
     members: list[Any] | None = None
     error_code: str | None = None
     error_message: str | None = None

@@ -131,6 +131,8 @@ class RunRow(Base):
     oof_uri: Mapped[str | None] = mapped_column(Text)
     model_uri: Mapped[str | None] = mapped_column(Text)
     model_sha256: Mapped[str | None] = mapped_column(String(64))
+    folds_uri: Mapped[str | None] = mapped_column(Text)
+    folds_sha256: Mapped[str | None] = mapped_column(String(64))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(200))
