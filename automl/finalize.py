@@ -521,9 +521,15 @@ def _trained_on(fitted: list[tuple[RunRecord, float, dict[str, Any]]], all_rows:
     return _rows_of(fitted, all_rows, data) + _bagged(fitted, all_rows, data)
 
 
+def _bagged_in_final(run: RunRecord, out: dict[str, Any], all_rows: dict[int, Any]) -> bool:
+    """Whether ``run``'s fit in the registered model (its all-rows fit, else ``out``) carries its
+    trial's fold models."""
+    return bool(all_rows.get(run.id, out).get("bagged"))
+
+
 def _bagged(fitted: list[tuple[RunRecord, float, dict[str, Any]]], all_rows: dict[int, Any], data: JobData) -> str:
     """The clause on members averaged with their trial's fold models (automl.model.FoldBag)."""
-    bagged = [run for run, _, out in fitted if all_rows.get(run.id, out).get("bagged")]
+    bagged = [run for run, _, out in fitted if _bagged_in_final(run, out, all_rows)]
     if not bagged:
         return ""
     which = "its member" if len(fitted) == 1 else f"{len(bagged)} of its {len(fitted)} members"
@@ -588,7 +594,7 @@ def summarise(
                     "trained_on": "every row (training + holdout)"
                     if r.id in all_rows
                     else ("the trial's training split" if o.get("reused") else "every training row"),
-                    "fold_models": len(data.folds) if all_rows.get(r.id, o).get("bagged") else 0,
+                    "fold_models": len(data.folds) if _bagged_in_final(r, o, all_rows) else 0,
                 }
                 for r, w, o in fitted
             ],

@@ -45,3 +45,31 @@ def run_spec(store: Any, artifacts: Any, url: str, spec_path: Path) -> Any:
 
     job = submit_job(store, artifacts, load_spec_file(spec_path))
     return run_job(store, artifacts, job.id, url)
+
+
+def run_one_family_on_titanic(tmp_path: Path, family: str, trials: int) -> tuple[Any, Any, Any, Any, Any]:
+    """A seeded titanic job of ``trials`` trials of one family, 3-fold CV, no ensemble, on a fresh
+    SQLite store: (store, artifacts, job, its data, its model version), the version with the
+    evaluation model that earned its holdout score."""
+    from automl.artifacts import ArtifactStore
+    from automl.context import load_context
+    from automl.store import open_store
+
+    spec = write_spec(
+        tmp_path,
+        "titanic.csv",
+        dataset={"target": "survived", "drop": ["alive"]},
+        task="classification",
+        budget={"time_s": None, "trials": trials},
+        candidates={"include": [family]},
+        cv={"folds": 3},
+        ensemble={"enabled": False},
+    )
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = open_store(url)
+    arts = ArtifactStore(tmp_path / "art")
+    job = run_spec(store, arts, url, spec)
+    assert job.status == "succeeded"
+    version = store.version_for_job(job.id)
+    assert version is not None and version.evaluation_uri is not None
+    return store, arts, job, load_context(store, arts, job.id).data, version

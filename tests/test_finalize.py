@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 from automl.artifacts import ArtifactStore
 from automl.context import load_context, load_model
 from automl.store import open_store
-from tests.engine_helpers import run_spec, write_spec
+from tests.engine_helpers import run_one_family_on_titanic, run_spec, write_spec
 
 pytestmark = pytest.mark.slow  # whole jobs, worker or server processes: left out by `make test-fast`
 
@@ -140,24 +140,8 @@ def test_holdout_scheme_registers_the_trials_own_fits_when_no_refit_fits_in_time
 def test_the_registered_model_learns_from_every_row_and_the_holdout_score_from_a_fit_that_did_not(
     tmp_path: Path,
 ) -> None:
-    spec = write_spec(
-        tmp_path,
-        "titanic.csv",
-        dataset={"target": "survived", "drop": ["alive"]},
-        task="classification",
-        budget={"time_s": None, "trials": 3},
-        candidates={"include": ["knn"]},  # a fitted kNN knows how many rows it learned from
-        cv={"folds": 3},
-        ensemble={"enabled": False},
-    )
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    store = open_store(url)
-    arts = ArtifactStore(tmp_path / "art")
-    job = run_spec(store, arts, url, spec)
-    assert job.status == "succeeded"
-    data = load_context(store, arts, job.id).data
-    version = store.version_for_job(job.id)
-    assert version is not None and version.evaluation_uri is not None
+    # A fitted kNN knows how many rows it learned from.
+    store, arts, job, data, version = run_one_family_on_titanic(tmp_path, "knn", trials=3)
     final = load_model(store, arts, version.id)
     evaluation = arts.get_object(version.evaluation_uri, version.evaluation_sha256 or "")
 

@@ -17,13 +17,12 @@ from sklearn.dummy import DummyClassifier, DummyRegressor
 
 from automl import training
 from automl.artifacts import ArtifactStore
-from automl.context import load_context, load_model
+from automl.context import load_model
 from automl.model import FoldBag, predict_matrix
 from automl.preprocessing import plan_features
 from automl.profile import profile_frame, with_target
-from automl.store import open_store
 from automl.training import JobData, prepare_data
-from tests.engine_helpers import run_spec, write_spec
+from tests.engine_helpers import run_one_family_on_titanic
 
 
 class _GoOn:
@@ -101,24 +100,7 @@ def test_a_refit_leaves_the_folds_out_when_loading_them_might_pass_its_deadline(
 
 @pytest.mark.slow
 def test_the_registered_member_averages_its_trials_folds_and_its_holdout_score_is_honest(tmp_path: Path) -> None:
-    spec = write_spec(
-        tmp_path,
-        "titanic.csv",
-        dataset={"target": "survived", "drop": ["alive"]},
-        task="classification",
-        budget={"time_s": None, "trials": 2},
-        candidates={"include": ["hist_gradient_boosting"]},
-        cv={"folds": 3},
-        ensemble={"enabled": False},
-    )
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    store = open_store(url)
-    arts = ArtifactStore(tmp_path / "art")
-    job = run_spec(store, arts, url, spec)
-    assert job.status == "succeeded"
-    data = load_context(store, arts, job.id).data
-    version = store.version_for_job(job.id)
-    assert version is not None and version.evaluation_uri is not None
+    store, arts, job, data, version = run_one_family_on_titanic(tmp_path, "hist_gradient_boosting", trials=2)
     summary = job.summary or {}
     member = summary["model"]["members"][0]
     run = store.get_run(member["run_id"])
