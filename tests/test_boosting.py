@@ -53,6 +53,23 @@ def test_early_stopping_keeps_fewer_rounds_than_the_cap(cls: Any) -> None:
     assert len(X) <= REFIT_MAX_ROWS  # so the kept rounds were refit on every row
 
 
+def test_lightgbm_extra_trees_draws_random_thresholds_only_when_asked() -> None:
+    X, y = _xy(600)
+    params = {"n_estimators": 40, "learning_rate": 0.1}
+    plain = LightGBMClassifier(params=params, n_jobs=1).fit(X, y)
+    extra = LightGBMClassifier(params={**params, "extra_trees": True}, n_jobs=1).fit(X, y)
+    # The booster itself was told, and its splits differ: random thresholds, not the best ones.
+    assert extra.model_.booster_.params["extra_trees"] is True
+    assert plain.model_.booster_.params["extra_trees"] is False
+    assert not np.allclose(plain.predict_proba(X), extra.predict_proba(X))
+
+    # Extremely randomised trees fit the training rows less closely than greedy ones.
+    def fit_loss(model: Any) -> float:
+        return float(-np.mean(np.log(model.predict_proba(X)[np.arange(len(y)), y])))
+
+    assert fit_loss(extra) > fit_loss(plain)
+
+
 @pytest.mark.parametrize("cls", [LightGBMRegressor, CatBoostRegressor])
 def test_the_time_cap_stops_boosting_and_keeps_a_model(cls: Any) -> None:
     rng = np.random.default_rng(0)
