@@ -4,8 +4,7 @@ The list is data (``automl/candidates/portfolio.json``, with its sources): first
 family's defaults, in an order that puts cheap, strong families first; then per task a short list
 of published zero-shot configurations. The first part is enqueued when the study is created; the
 rest one entry at a time, when nothing is waiting, until it is used up or ``patience`` entries in a
-row have not improved the best score of their own family (then the sampler has the rest of the
-budget).
+row have not improved the best score (then the sampler has the rest of the budget).
 
 Entries carry the user attribute ``portfolio`` (their index), so any worker sharing the study can
 tell how far the portfolio has gone.
@@ -81,20 +80,16 @@ def enqueue_first(study: optuna.Study, task: str, families: list[str], warm: lis
 
 
 def _stalled(trials: list[optuna.trial.FrozenTrial], first: int, maximize: bool, patience: int) -> bool:
-    """Whether the last ``patience`` finished entries after the first part all failed to improve
-    on the best score of their own family so far. Per family, as the pruner compares: the ensemble
-    is built from each family's best, so a better LightGBM pays even while a linear model leads."""
-    best: dict[str, float] = {}
+    """Whether the last ``patience`` finished entries after the first part all failed to improve."""
+    best: float | None = None
     stale = 0
     finished = {t.user_attrs[INDEX_ATTR]: t for t in trials if INDEX_ATTR in t.user_attrs and t.state.is_finished()}
     for index in sorted(finished):
         trial = finished[index]
-        family = str(trial.params.get(FAMILY_PARAM))
         value = trial.value if trial.state == optuna.trial.TrialState.COMPLETE else None
-        known = best.get(family)
-        improved = value is not None and (known is None or (value > known if maximize else value < known))
-        if improved and value is not None:
-            best[family] = value
+        improved = value is not None and (best is None or (value > best if maximize else value < best))
+        if improved:
+            best = value
         if index >= first:
             stale = 0 if improved else stale + 1
     return stale >= patience

@@ -61,28 +61,6 @@ def test_feeder_stops_the_portfolio_after_patience_entries_without_improvement()
     assert len(study.trials) == 20  # the sampler drew the rest
 
 
-def test_feeder_goes_on_while_entries_improve_their_own_family_though_another_leads() -> None:
-    families = ["linear", "lightgbm"]
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
-    enqueue_first(study, "binary", families)
-    feeder = Feeder("binary", families)
-    lightgbm_entries = [e for e in feeder.rest if e.family == "lightgbm"]
-    assert len(lightgbm_entries) == len(feeder.rest) > feeder.patience
-
-    # The linear defaults lead throughout; each LightGBM entry beats the LightGBM before it.
-    def score(trial: optuna.Trial) -> float:
-        trial.suggest_categorical("family", families)  # as a job's trial draws its family first
-        index = trial.user_attrs.get(INDEX_ATTR)
-        if index is None:
-            return 0.1
-        return 0.9 if index == 0 else 0.5 + index / 100
-
-    _run(study, feeder, score, len(feeder.first) + len(feeder.rest) + 3)
-    indices = [t.user_attrs[INDEX_ATTR] for t in study.trials if INDEX_ATTR in t.user_attrs]
-    assert indices == list(range(len(feeder.first) + len(feeder.rest)))  # every entry ran
-    assert feeder.done
-
-
 def test_feeder_goes_on_while_entries_improve_and_ends_when_used_up() -> None:
     families = ["lightgbm"]
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.RandomSampler(seed=0))
