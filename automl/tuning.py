@@ -4,7 +4,8 @@ The study name is deterministic (``automl-job-<id>``) and opened with ``load_if_
 a resumed or redelivered job continues its study instead of starting another. A portfolio comes
 first (each selected family's defaults, cheap and strong families first, then published
 configurations: :mod:`automl.portfolio`), so a tiny budget still yields a sensible model; then
-seeded TPE explores a conditional space (family → its parameters). Fold scores are reported as
+each trial's family is drawn by its estimated cost for improvement (:mod:`automl.family_choice`,
+FLAML's learner selection) and seeded TPE draws that family's parameters. Fold scores are reported as
 intermediate values and a median pruner stops trials that are poor for their family early.
 
 The time budget is a wall: each trial runs in a child process with a deadline that leaves room
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import random
 import socket
 import time
 import warnings
@@ -29,6 +31,7 @@ import optuna
 
 from automl.artifacts import ArtifactStore
 from automl.candidates import get_family
+from automl.family_choice import SECONDS_ATTR, choose_family
 from automl.metrics import Metric, is_better
 from automl.portfolio import FAMILY_PARAM, Feeder
 from automl.sandbox import TICK_S, Child, ChildCrashed, ChildError, ChildStopped, ChildTimeout, ready, spawn
@@ -394,14 +397,28 @@ class _Outcome:
     error: Exception | None = None
 
 
-def _ask(study: optuna.Study, data: JobData, families: list[str], feeder: Feeder, family: str | None = None) -> _Asked:
-    """Draw the next trial: the portfolio's next entry, or the sampler's; ``family`` fixes the
-    family (the sampler draws its parameters) unless a portfolio entry is already waiting."""
-    trials = study.get_trials(deepcopy=False) if family is not None else []
-    if family is not None and not any(t.state == optuna.trial.TrialState.WAITING for t in trials):
-        study.enqueue_trial({FAMILY_PARAM: family})
-    else:
+def _ask(
+    study: optuna.Study,
+    data: JobData,
+    families: list[str],
+    feeder: Feeder,
+    family: str | None = None,
+    by_time: bool = True,
+) -> _Asked:
+    """Draw the next trial: the portfolio's next entry, else one of ``family`` (when given) or of
+    the family :func:`choose_family` draws (costs in seconds ``by_time``, else in trials), whose
+    parameters the sampler draws."""
+    if family is None:
         feeder.top_up(study)
+    trials = study.get_trials(deepcopy=False)
+    if not any(t.state == optuna.trial.TrialState.WAITING for t in trials):
+        if family is None:
+            maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+            # Seeded by the job and the study's length, so a seeded job with a trial cap draws the same.
+            rng = random.Random(data.seed * 1_000_003 + len(trials))
+            family = choose_family(trials, families, maximize, rng, by_time)
+        if family is not None:
+            study.enqueue_trial({FAMILY_PARAM: family})
     trial = study.ask()
     family = str(trial.suggest_categorical(FAMILY_PARAM, families))
     return _Asked(trial, family, get_family(family).suggest(trial, data.task))
@@ -519,6 +536,9 @@ def _record(
     trial, family, run_id = launched.asked.trial, launched.asked.family, launched.run_id
     scores = launched.scores
     exc = outcome.error
+    # What the trial cost, for choosing the next family (automl.family_choice), on any worker.
+    with contextlib.suppress(RuntimeError):  # already failed by another worker's recovery
+        trial.set_user_attr(SECONDS_ATTR, round(time.perf_counter() - launched.started, 3))
     if isinstance(exc, ChildTimeout):
         store.finish_run(
             run_id,
@@ -654,6 +674,7 @@ def tune(
     read_at, own_at_read = -math.inf, 0
     scored: list[tuple[float, float, str]] = []  # the job's scored trials, as last read, and this caller's since
     starting = True  # whether new trials may start
+    by_time = limits.wall_end is not None  # families' costs in seconds; in trials without a time budget
 
     def record(outcome: _Outcome) -> str:
         result = _record(outcome, study, store, artifacts, job_id)
@@ -687,7 +708,7 @@ def tune(
                     if not store.claim_trial_slot(job_id, limits.trial_cap):
                         starting = False
                         break
-                    held = _ask(study, data, families, feeder, instead)
+                    held = _ask(study, data, families, feeder, instead, by_time)
                 time_left = tune_end - time.monotonic()
                 if limits.wall_end is not None and too_late(held.family, time_left, scored):
                     _give_back(held, store, study, job_id)
@@ -714,7 +735,7 @@ def tune(
                     and time.monotonic() + last_trial_s < horizon
                     and store.claim_trial_slot(job_id, limits.trial_cap)
                 ):
-                    held = _ask(study, data, families, feeder)
+                    held = _ask(study, data, families, feeder, by_time=by_time)
             except _Cancelled:
                 for launched in running:
                     launched.child.kill()
