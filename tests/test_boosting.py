@@ -1,5 +1,5 @@
-"""LightGBM and CatBoost: scikit-learn conformance, early stopping, the time cap, native
-categoricals with missing and unseen values."""
+"""LightGBM, CatBoost and XGBoost: scikit-learn conformance, early stopping, the time cap, native
+categoricals (LightGBM, CatBoost) with missing and unseen values."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from automl.candidates import build_estimator
 from automl.candidates.boosting import REFIT_MAX_ROWS
 from automl.candidates.catboost import CatBoostClassifier, CatBoostRegressor
 from automl.candidates.lightgbm import LightGBMClassifier, LightGBMRegressor
+from automl.candidates.xgboost import XGBoostClassifier, XGBoostRegressor
 from automl.model import predict_matrix
 from automl.preprocessing import plan_features
 from automl.profile import profile_frame, with_target
@@ -29,6 +30,8 @@ SMALL = {"n_estimators": 30}
         LightGBMRegressor(params=SMALL),
         CatBoostClassifier(params=SMALL),
         CatBoostRegressor(params=SMALL),
+        XGBoostClassifier(params=SMALL),
+        XGBoostRegressor(params=SMALL),
     ]
 )
 def test_boosters_conform_to_scikit_learn(estimator: Any, check: Any) -> None:
@@ -42,7 +45,7 @@ def _xy(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-@pytest.mark.parametrize("cls", [LightGBMClassifier, CatBoostClassifier])
+@pytest.mark.parametrize("cls", [LightGBMClassifier, CatBoostClassifier, XGBoostClassifier])
 def test_early_stopping_keeps_fewer_rounds_than_the_cap(cls: Any) -> None:
     X, y = _xy(2_000)
     model = cls(params={"n_estimators": 3000, "learning_rate": 0.3}, n_jobs=1).fit(X, y)
@@ -70,7 +73,7 @@ def test_lightgbm_extra_trees_draws_random_thresholds_only_when_asked() -> None:
     assert fit_loss(extra) > fit_loss(plain)
 
 
-@pytest.mark.parametrize("cls", [LightGBMRegressor, CatBoostRegressor])
+@pytest.mark.parametrize("cls", [LightGBMRegressor, CatBoostRegressor, XGBoostRegressor])
 def test_the_time_cap_stops_boosting_and_keeps_a_model(cls: Any) -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20_000, 20))
@@ -91,7 +94,7 @@ TASKS = {
 }
 
 
-@pytest.mark.parametrize("family", ["lightgbm", "catboost"])
+@pytest.mark.parametrize("family", ["lightgbm", "catboost", "xgboost"])
 @pytest.mark.parametrize("task", list(TASKS))
 def test_raw_rows_with_missing_values_and_unseen_categories(family: str, task: str) -> None:
     name, target, drop = TASKS[task]
@@ -102,7 +105,8 @@ def test_raw_rows_with_missing_values_and_unseen_categories(family: str, task: s
     categorical = plan.columns("categorical")
     assert categorical, "each data set has a categorical feature"
     model = build_estimator(family, {"n_estimators": 200}, task, 0, 1, plan, profile)
-    assert any(model.named_steps["model"].categorical_features or [])
+    if family != "xgboost":  # XGBoost reads ordinal codes; the others their native categoricals
+        assert any(model.named_steps["model"].categorical_features or [])
     X = frame.drop(columns=[target])
     y = frame[target].to_numpy()
     if task != "regression":

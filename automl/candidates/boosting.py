@@ -1,4 +1,4 @@
-"""What the LightGBM and CatBoost families share: early stopping on an inner validation split,
+"""What the LightGBM, CatBoost and XGBoost families share: early stopping on an inner validation split,
 a time cap, native categoricals by column mask, and the scikit-learn estimator contract.
 
 ``n_estimators`` is a cap, not a count: the booster stops when its inner validation score has

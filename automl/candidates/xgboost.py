@@ -1,13 +1,22 @@
-"""XGBoost gradient-boosted trees (histogram method) on ordinal-encoded features."""
+"""XGBoost gradient-boosted trees (histogram method) on ordinal-encoded features.
+
+``n_estimators`` is a cap: the booster stops early on an inner validation split and at its time
+cap, as LightGBM and CatBoost do (:mod:`automl.candidates.boosting`). XGBoost is imported only
+when a model fits or predicts.
+"""
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
+import numpy as np
 import optuna
 from sklearn.base import BaseEstimator
 
 from automl.candidates.base import ALL_TASKS, Family, SelectionContext, is_classification, param
+from automl.candidates.boosting import PATIENCE, BoostedClassifier, BoostedRegressor
 
 NAME = "xgboost"
 
@@ -36,26 +45,84 @@ def suggest(trial: optuna.trial.BaseTrial, task: str) -> dict[str, Any]:
     }
 
 
-def build(params: dict[str, Any], task: str, seed: int, n_jobs: int) -> BaseEstimator:
-    # Imported here so listing or validating jobs does not pay for loading xgboost.
-    from xgboost import XGBClassifier, XGBRegressor
+def _time_cap(deadline: float) -> Any:
+    """An XGBoost callback that stops boosting once the fit's time is up (its rounds are kept)."""
+    from xgboost.callback import TrainingCallback
 
-    kwargs: dict[str, Any] = {
-        "n_estimators": int(params["n_estimators"]),
-        "learning_rate": float(params["learning_rate"]),
-        "max_depth": int(params["max_depth"]),
-        "subsample": float(params["subsample"]),
-        "colsample_bytree": float(params["colsample_bytree"]),
-        "min_child_weight": float(params["min_child_weight"]),
-        "reg_lambda": float(params["reg_lambda"]),
-        "tree_method": "hist",
-        "random_state": seed,
-        "n_jobs": n_jobs,
-        "verbosity": 0,
-    }
-    # The classifier picks binary:logistic or multi:softprob from the labels, which arrive
-    # encoded 0..K-1 as XGBoost requires.
-    return XGBClassifier(**kwargs) if is_classification(task) else XGBRegressor(**kwargs)
+    class TimeCap(TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            return time.monotonic() > deadline
+
+    return TimeCap()
+
+
+class _XGBoost:
+    """The native fit shared by the classifier and the regressor."""
+
+    params: dict[str, Any] | None
+    n_jobs: int
+    random_state: int
+    classes_: np.ndarray
+    _is_classifier: bool
+
+    def _fit_rounds(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        valid: tuple[np.ndarray, np.ndarray] | None,
+        rounds: int,
+        deadline: float | None,
+    ) -> tuple[Any, int]:
+        import xgboost as xgb
+
+        p = self.params or {}
+        native: dict[str, Any] = {
+            "eta": float(p.get("learning_rate", 0.1)),
+            "max_depth": int(p.get("max_depth", 6)),
+            "subsample": float(p.get("subsample", 1.0)),
+            "colsample_bytree": float(p.get("colsample_bytree", 1.0)),
+            "min_child_weight": float(p.get("min_child_weight", 1.0)),
+            "lambda": float(p.get("reg_lambda", 1.0)),
+            "tree_method": "hist",
+            "seed": self.random_state,
+            "nthread": self.n_jobs if self.n_jobs > 0 else (os.cpu_count() or 1),
+            "verbosity": 0,
+        }
+        if not self._is_classifier:
+            native.update(objective="reg:squarederror", eval_metric="rmse")
+        elif len(self.classes_) > 2:
+            # The class count is given, not inferred: a class missing from the inner split's
+            # training part is no error, it just gets no leaf weight of its own.
+            native.update(objective="multi:softprob", num_class=len(self.classes_), eval_metric="mlogloss")
+        else:
+            native.update(objective="binary:logistic", eval_metric="logloss")
+        callbacks: list[Any] = [] if deadline is None else [_time_cap(deadline)]
+        evals: list[Any] = []
+        if valid is not None:
+            evals = [(xgb.DMatrix(valid[0], label=valid[1], nthread=native["nthread"]), "valid")]
+            callbacks.append(xgb.callback.EarlyStopping(rounds=PATIENCE, save_best=True))
+        train = xgb.DMatrix(X, label=y, nthread=native["nthread"])
+        booster = xgb.train(native, train, num_boost_round=rounds, evals=evals, callbacks=callbacks, verbose_eval=False)
+        return booster, int(booster.num_boosted_rounds())
+
+    def _raw_predict(self, model: Any, X: np.ndarray) -> np.ndarray:
+        import xgboost as xgb
+
+        return np.asarray(model.predict(xgb.DMatrix(X)))
+
+
+class XGBoostClassifier(_XGBoost, BoostedClassifier):
+    """XGBoost classifier with early stopping and a time cap."""
+
+
+class XGBoostRegressor(_XGBoost, BoostedRegressor):
+    """XGBoost regressor with early stopping and a time cap."""
+
+
+def build(params: dict[str, Any], task: str, seed: int, n_jobs: int) -> BaseEstimator:
+    # The labels arrive encoded 0..K-1; the booster picks binary or multiclass from their count.
+    cls = XGBoostClassifier if is_classification(task) else XGBoostRegressor
+    return cls(params=dict(params), n_jobs=n_jobs, random_state=seed)
 
 
 def selected_reason(ctx: SelectionContext) -> str:
