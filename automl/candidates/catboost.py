@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from automl.candidates.base import ALL_TASKS, Family, SelectionContext, is_classification, param
-from automl.candidates.boosting import PATIENCE, BoostedClassifier, BoostedRegressor
+from automl.candidates.boosting import PATIENCE, BoostedClassifier, BoostedRegressor, Booster
 
 NAME = "catboost"
 
@@ -45,14 +45,8 @@ class _Deadline:
         return time.monotonic() < self.deadline
 
 
-class _CatBoost:
+class _CatBoost(Booster):
     """The native fit shared by the classifier and the regressor."""
-
-    params: dict[str, Any] | None
-    n_jobs: int
-    random_state: int
-    cat_columns_: list[int]
-    _is_classifier: bool
 
     def _pool(self, X: np.ndarray, y: np.ndarray | None = None) -> Any:
         from catboost import Pool

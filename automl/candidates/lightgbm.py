@@ -14,7 +14,7 @@ import optuna
 from sklearn.base import BaseEstimator
 
 from automl.candidates.base import ALL_TASKS, Family, SelectionContext, is_classification, param
-from automl.candidates.boosting import PATIENCE, BoostedClassifier, BoostedRegressor
+from automl.candidates.boosting import PATIENCE, BoostedClassifier, BoostedRegressor, Booster
 
 NAME = "lightgbm"
 
@@ -60,14 +60,8 @@ def _missing_as_nan(X: np.ndarray, columns: list[int]) -> np.ndarray:
     return X
 
 
-class _LightGBM:
+class _LightGBM(Booster):
     """The native fit shared by the classifier and the regressor."""
-
-    params: dict[str, Any] | None
-    n_jobs: int
-    random_state: int
-    cat_columns_: list[int]
-    _is_classifier: bool
 
     def _fit_rounds(
         self,

@@ -16,7 +16,7 @@ import optuna
 from sklearn.base import BaseEstimator
 
 from automl.candidates.base import ALL_TASKS, Family, SelectionContext, is_classification, param
-from automl.candidates.boosting import PATIENCE, BoostedClassifier, BoostedRegressor
+from automl.candidates.boosting import PATIENCE, BoostedClassifier, BoostedRegressor, Booster
 
 NAME = "xgboost"
 
@@ -56,14 +56,8 @@ def _time_cap(deadline: float) -> Any:
     return TimeCap()
 
 
-class _XGBoost:
+class _XGBoost(Booster):
     """The native fit shared by the classifier and the regressor."""
-
-    params: dict[str, Any] | None
-    n_jobs: int
-    random_state: int
-    classes_: np.ndarray
-    _is_classifier: bool
 
     def _fit_rounds(
         self,
