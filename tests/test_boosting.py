@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from automl.candidates import build_estimator
-from automl.candidates.boosting import REFIT_MAX_ROWS
+from automl.candidates.boosting import REFIT_MAX_ROWS, REFIT_ROUNDS_FACTOR, ROUNDS_CV_FOLDS, ROUNDS_CV_MAX_ROWS
 from automl.candidates.catboost import CatBoostClassifier, CatBoostRegressor
 from automl.candidates.lightgbm import LightGBMClassifier, LightGBMRegressor
 from automl.candidates.xgboost import XGBoostClassifier, XGBoostRegressor
@@ -54,6 +55,69 @@ def test_early_stopping_keeps_fewer_rounds_than_the_cap(cls: Any) -> None:
     proba = model.predict_proba(X[:10])
     assert proba.shape == (10, 2) and np.allclose(proba.sum(axis=1), 1.0)
     assert len(X) <= REFIT_MAX_ROWS  # so the kept rounds were refit on every row
+
+
+def _recording(cls: Any, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int | None, int, int]]:
+    """Record each ``_fit_rounds`` call of ``cls``: (training rows, validation rows, cap, rounds kept)."""
+    calls: list[tuple[int, int | None, int, int]] = []
+    real = cls._fit_rounds
+
+    def fit_rounds(self: Any, X: Any, y: Any, valid: Any, rounds: int, deadline: Any) -> Any:
+        model, kept = real(self, X, y, valid, rounds, deadline)
+        calls.append((len(y), None if valid is None else len(valid[1]), rounds, kept))
+        return model, kept
+
+    monkeypatch.setattr(cls, "_fit_rounds", fit_rounds)
+    return calls
+
+
+@pytest.mark.parametrize("cls", [LightGBMClassifier, CatBoostRegressor, XGBoostClassifier])
+def test_on_few_rows_the_round_count_is_cross_validated_then_refit_on_every_row(
+    cls: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    X, y = _xy(400)
+    if not cls._is_classifier:
+        y = X[:, 0] + np.random.default_rng(1).normal(scale=0.8, size=len(y))
+    calls = _recording(cls, monkeypatch)
+    model = cls(params={"n_estimators": 2000, "learning_rate": 0.3}, n_jobs=1).fit(X, y)
+    *folds, final = calls
+    # Early stopping on each fold: every row is validated once, on a fold that did not train on it.
+    assert len(folds) == ROUNDS_CV_FOLDS and len(X) < ROUNDS_CV_MAX_ROWS
+    assert all(train + valid == len(X) for train, valid, _, _ in folds)
+    assert sum(valid for _, valid, _, _ in folds) == len(X)
+    # Then one fit on every row, no validation rows, with the folds' mean best round (noisy labels
+    # and a high learning rate: far below the cap).
+    mean = np.mean([kept for *_, kept in folds])
+    assert final[:3] == (len(X), None, round(mean * REFIT_ROUNDS_FACTOR))
+    assert model.n_rounds_ == final[3] < 200
+
+
+def test_a_class_rarer_than_the_folds_still_trains_every_fold_on_every_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    X, y = _xy(300)
+    y[:3] = 2  # a third class of three rows: three stratified folds, each training on all three classes
+    calls = _recording(XGBoostClassifier, monkeypatch)
+    model = XGBoostClassifier(params={"n_estimators": 500, "learning_rate": 0.3}, n_jobs=1).fit(X, y)
+    assert [valid is None for _, valid, _, _ in calls] == [False, False, False, True]
+    assert model.predict_proba(X[:3]).shape == (3, 3)
+    y[:3] = [2, 3, 3]  # a class of one row: no fold can train on it and validate without it
+    calls.clear()
+    model = XGBoostClassifier(params={"n_estimators": 500, "learning_rate": 0.3}, n_jobs=1).fit(X, y)
+    assert 1 <= len(calls) - 1 < ROUNDS_CV_FOLDS  # the fold that holds the single row out is skipped
+    assert model.predict_proba(X[:3]).shape == (3, 4)
+
+
+@pytest.mark.parametrize("cls", [LightGBMClassifier, CatBoostClassifier, XGBoostClassifier])
+def test_under_a_time_cap_the_folds_leave_time_for_the_fit_on_every_row(cls: Any) -> None:
+    X, y = _xy(600)
+    # Rounds too slow to stop early within the cap: the folds run out of their share of it.
+    params = {"n_estimators": 1_000_000, "learning_rate": 0.001}
+    started = time.monotonic()
+    model = cls(params=params, n_jobs=1, max_time_s=1.0).fit(X, y)
+    assert time.monotonic() - started < 20  # loose: stopped by the cap
+    # The fit on every row still had time to boost: a model, not a single round of one.
+    assert model.n_rounds_ > 5
+    proba = model.predict_proba(X)
+    assert roc_auc_score(y, proba[:, 1]) > 0.75
 
 
 def test_lightgbm_extra_trees_draws_random_thresholds_only_when_asked() -> None:

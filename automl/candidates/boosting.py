@@ -3,10 +3,21 @@ a time cap, native categoricals by column mask, and the scikit-learn estimator c
 
 ``n_estimators`` is a cap, not a count: the booster stops when its inner validation score has
 not improved for :data:`PATIENCE` rounds, or when ``max_time_s`` has passed. On data small
-enough to refit cheaply (below :data:`REFIT_MAX_ROWS`) the best round count found that way is
-then refit on every row, so no training row is lost to the inner split. Below
-:data:`EARLY_STOPPING_MIN_ROWS` the inner split would be too small to stop on, and the cap is
-used as the round count.
+enough to refit cheaply (up to :data:`REFIT_MAX_ROWS`) the best round count found that way is
+then refit on every row, so no training row is lost to the inner split.
+
+Below :data:`ROUNDS_CV_MAX_ROWS` rows one inner split is small and its best round is noisy, so the
+round count is cross-validated, as ``lightgbm.cv`` and ``xgboost.cv`` do: early stopping on each
+of :data:`ROUNDS_CV_FOLDS` folds, then a refit on every row with the folds' mean best round. On so
+few rows each fit takes well under a second. Measured with ``bench/rounds_bench.py`` (400 training
+rows or fewer, six random draws each, scored on the rest): LightGBM, its extremely randomised
+variant and XGBoost scored better with the cross-validated count than with one split in 21 of 24
+comparisons on eight data sets (LightGBM: mpg RMSE 2.513 -> 2.444, penguins log loss 0.0116 ->
+0.0067, diabetes RMSE 55.72 -> 55.25), for 2-3 times the fit time; at 1,000 rows the gain was
+gone (diamonds) or small (digits). At 150 rows the cap of 1,000 rounds, which the booster used to
+fit below 200 rows, overfitted where the cross-validated count did not (diabetes RMSE 65.4 ->
+59.3, titanic ROC AUC 0.817 -> 0.852). Below :data:`ROUNDS_CV_MIN_ROWS` rows the cap is the round
+count.
 """
 
 from __future__ import annotations
@@ -16,15 +27,20 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-EARLY_STOPPING_MIN_ROWS = 200
 REFIT_MAX_ROWS = 20_000
 VALIDATION_FRACTION = 0.15
 PATIENCE = 50
-REFIT_ROUNDS_FACTOR = 1.1  # a refit on all rows (1/0.85 more of them) may use a few more rounds
+REFIT_ROUNDS_FACTOR = 1.1  # a refit on all rows (1/0.85 or 1/0.8 more of them) may use a few more rounds
+ROUNDS_CV_MAX_ROWS = 1_000
+ROUNDS_CV_FOLDS = 5
+ROUNDS_CV_MIN_ROWS = 2 * ROUNDS_CV_FOLDS  # two rows per validation fold at least
+# Under a time cap, the folds may use this share of it: five fits on 80 % of the rows against one
+# on all of them (a refit started at the cap would stop after one round).
+ROUNDS_CV_TIME_SHARE = 0.8
 
 
 class Booster(BaseEstimator):  # type: ignore[misc]
@@ -91,7 +107,8 @@ class Booster(BaseEstimator):  # type: ignore[misc]
         return int((self.params or {}).get("n_estimators", 100))
 
     def fit(self, X: Any, y: Any) -> Booster:
-        """Fit with early stopping on an inner split (then refit on all rows when small)."""
+        """Fit with early stopping on an inner split (then refit on all rows when small), or on
+        few rows with the round count cross-validated (:meth:`_cv_rounds`)."""
         X, y = validate_data(self, X, y, ensure_all_finite="allow-nan")
         if len(y) < 2:
             raise ValueError(f"Boosting needs at least 2 samples; got {len(y)} sample.")
@@ -105,8 +122,14 @@ class Booster(BaseEstimator):  # type: ignore[misc]
         if self._is_classifier and len(self.classes_) < 2:  # one class: nothing to learn
             self.model_, self.n_rounds_ = None, 0
             return self
-        if n < EARLY_STOPPING_MIN_ROWS:
-            self.model_, self.n_rounds_ = self._fit_rounds(X, y, None, cap, deadline)
+        if n < ROUNDS_CV_MAX_ROWS:
+            rounds = cap
+            if n >= ROUNDS_CV_MIN_ROWS:
+                # The folds get their share of the time cap, so the fit on every row keeps its own.
+                now = time.monotonic()
+                folds_end = None if deadline is None else now + ROUNDS_CV_TIME_SHARE * (deadline - now)
+                rounds = self._cv_rounds(X, y, cap, folds_end)
+            self.model_, self.n_rounds_ = self._fit_rounds(X, y, None, rounds, deadline)
             return self
         stratify = y if self._is_classifier and np.bincount(y).min() >= 2 else None
         train, valid = train_test_split(
@@ -118,6 +141,29 @@ class Booster(BaseEstimator):  # type: ignore[misc]
             model, rounds = self._fit_rounds(X, y, None, refit_rounds, deadline)
         self.model_, self.n_rounds_ = model, rounds
         return self
+
+    def _cv_rounds(self, X: np.ndarray, y: np.ndarray, cap: int, deadline: float | None) -> int:
+        """The round count for a fit on every row: the mean best round of early stopping on each
+        of :data:`ROUNDS_CV_FOLDS` folds, times :data:`REFIT_ROUNDS_FACTOR`. Classes are
+        stratified, with fewer folds when the rarest class has fewer rows than that, so every
+        fold trains on every class; a fold that still misses one (a class of one row) is skipped.
+        A fold stops boosting at ``deadline`` (its best round so far counts) and folds not started
+        by then are skipped; with none done, the cap (the time cap then ends the fit)."""
+        splitter: KFold | StratifiedKFold = KFold(ROUNDS_CV_FOLDS, shuffle=True, random_state=self.random_state)
+        rarest = int(np.bincount(y).min()) if self._is_classifier else 0
+        if rarest >= 2:
+            folds = min(ROUNDS_CV_FOLDS, rarest)
+            splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
+        found = []
+        for train, valid in splitter.split(X, y):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            if self._is_classifier and len(np.unique(y[train])) < len(self.classes_):
+                continue
+            found.append(self._fit_rounds(X[train], y[train], (X[valid], y[valid]), cap, deadline)[1])
+        if not found:
+            return cap
+        return max(1, min(cap, round(float(np.mean(found)) * REFIT_ROUNDS_FACTOR)))
 
     def _checked(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "n_rounds_")
