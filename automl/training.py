@@ -401,8 +401,11 @@ def _final_fit_model(
 ) -> Any:
     """The unfitted pipeline of a final fit: a net gets the time left before ``deadline`` (less
     room to predict and save); boosted trees stop adding rounds, and forests trees, there or after
-    ``max_fit_s``, whichever comes first."""
+    ``max_fit_s``, whichever comes first. LightGBM, CatBoost and XGBoost refit their early-stopped
+    round count on every row, whatever the rows (``refit_all``), when that fits in their time."""
     model = build(data, family, params)
+    if "refit_all" in model.named_steps["model"].get_params():
+        model.set_params(model__refit_all=True)
     if family == "mlp" and deadline is not None:
         room = max(1.0, 0.1 * (deadline - time.monotonic()))
         model.set_params(model__max_time_s=net_time_s(deadline, 1, after_s=room))

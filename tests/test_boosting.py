@@ -12,7 +12,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from automl.candidates import build_estimator
+from automl.candidates import boosting, build_estimator
 from automl.candidates.boosting import REFIT_MAX_ROWS, REFIT_ROUNDS_FACTOR, ROUNDS_CV_FOLDS, ROUNDS_CV_MAX_ROWS
 from automl.candidates.catboost import CatBoostClassifier, CatBoostRegressor
 from automl.candidates.lightgbm import LightGBMClassifier, LightGBMRegressor
@@ -90,6 +90,52 @@ def test_on_few_rows_the_round_count_is_cross_validated_then_refit_on_every_row(
     mean = np.mean([kept for *_, kept in folds])
     assert final[:3] == (len(X), None, round(mean * REFIT_ROUNDS_FACTOR))
     assert model.n_rounds_ == final[3] < 200
+
+
+@pytest.mark.parametrize("cls", [LightGBMRegressor, CatBoostClassifier, XGBoostRegressor])
+def test_a_final_fit_refits_the_early_stopped_rounds_on_every_row_at_any_size(
+    cls: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    X, y = _xy(2_000)
+    if not cls._is_classifier:
+        y = X[:, 0] + np.random.default_rng(1).normal(scale=0.8, size=len(y))
+    monkeypatch.setattr(boosting, "REFIT_MAX_ROWS", 1_000)  # 2,000 rows count as large
+    calls = _recording(cls, monkeypatch)
+    params = {"n_estimators": 2000, "learning_rate": 0.3}
+    trial = cls(params=params, n_jobs=1).fit(X, y)
+    # A trial's fit on large data keeps its early-stopped model, trained on the inner split's rest.
+    assert [(rows, valid) for rows, valid, _, _ in calls] == [(1_700, 300)]
+    assert trial.n_rounds_ == calls[0][3]
+    calls.clear()
+    final = cls(params=params, n_jobs=1, refit_all=True).fit(X, y)
+    # A final fit refits the rounds it found on every row, with none held out.
+    (rows, valid, _, kept), refit = calls
+    assert (rows, valid) == (1_700, 300)
+    assert refit[:3] == (len(X), None, round(kept * REFIT_ROUNDS_FACTOR))
+    assert final.n_rounds_ == refit[3]
+
+
+@pytest.mark.parametrize("cls", [LightGBMClassifier, CatBoostClassifier, XGBoostClassifier])
+def test_a_refit_that_would_pass_the_time_cap_is_not_started(cls: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    X, y = _xy(2_000)
+    real = cls._fit_rounds
+
+    def slow_early_stopping(self: Any, X: Any, y: Any, valid: Any, rounds: int, deadline: Any) -> Any:
+        if valid is not None:
+            time.sleep(1.0)  # the early-stopped fit takes at least a second
+        return real(self, X, y, valid, rounds, deadline)
+
+    monkeypatch.setattr(cls, "_fit_rounds", slow_early_stopping)
+    calls = _recording(cls, monkeypatch)
+    # Too few rounds to stop early: the refit would boost as many, on 1/0.85 the rows, so it is
+    # expected to take about a second more; with 1.3 s in all it would be cut short, so it is skipped.
+    params = {"n_estimators": 20, "learning_rate": 0.01}
+    cls(params=params, n_jobs=1, max_time_s=1.3, refit_all=True).fit(X, y)
+    assert [valid for _, valid, _, _ in calls] == [300]
+    calls.clear()
+    model = cls(params=params, n_jobs=1, max_time_s=60.0, refit_all=True).fit(X, y)
+    assert [valid for _, valid, _, _ in calls] == [300, None]  # with time for it, the refit runs
+    assert calls[1][2] == min(20, round(calls[0][3] * REFIT_ROUNDS_FACTOR)) == model.n_rounds_
 
 
 def test_a_class_rarer_than_the_folds_still_trains_every_fold_on_every_class(monkeypatch: pytest.MonkeyPatch) -> None:

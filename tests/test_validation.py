@@ -334,6 +334,39 @@ def test_an_all_rows_refit_of_boosted_trees_is_never_cut_short(tmp_path: object)
     assert late_model.n_rounds_ == free_model.n_rounds_ > 10
 
 
+@pytest.mark.parametrize("family", ["lightgbm", "catboost", "xgboost"])
+def test_final_fits_refit_boosted_rounds_on_every_row_at_any_size(
+    tmp_path: object, family: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial's booster on large data keeps the model it early-stopped on its inner split; the
+    job's final fits (on the training rows, then on every row) refit those rounds on all the rows
+    they are given, none held out."""
+    from automl.candidates import boosting
+    from automl.training import build, fit_all_rows, refit
+
+    monkeypatch.setattr(boosting, "REFIT_MAX_ROWS", 1_000)  # the 3,200 training rows count as large
+    data = _data(_frame(4000, 6))
+    params = {"n_estimators": 200, "learning_rate": 0.3}
+    calls: list[tuple[int, bool]] = []  # (rows, early-stopped on validation rows)
+    cls = type(build(data, family, params).named_steps["model"])
+    real = cls._fit_rounds
+
+    def recording(self: Any, X: Any, y: Any, valid: Any, rounds: int, deadline: Any) -> Any:
+        calls.append((len(y), valid is not None))
+        return real(self, X, y, valid, rounds, deadline)
+
+    monkeypatch.setattr(cls, "_fit_rounds", recording)
+    build(data, family, params).fit(data.X, data.y)  # as a trial fits
+    assert len(calls) == 1 and calls[0][1] and calls[0][0] < len(data.y)
+    root = str(tmp_path)
+    every = len(data.y) + len(data.y_holdout)
+    for final, rows in ((refit, len(data.y)), (fit_all_rows, every)):
+        calls.clear()
+        final(None, data, family, params, root, f"{final.__name__}.joblib")
+        assert len(calls) == 2 and calls[0][1] and calls[0][0] < rows
+        assert calls[1] == (rows, False)
+
+
 def test_a_final_forest_grows_its_trees_within_its_bound(tmp_path: object) -> None:
     """A forest whose trial grew few trees in its share of the time does not spend the other
     members' time growing all the trees it is configured with: its final fits stop adding trees

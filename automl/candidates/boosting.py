@@ -3,8 +3,13 @@ a time cap, native categoricals by column mask, and the scikit-learn estimator c
 
 ``n_estimators`` is a cap, not a count: the booster stops when its inner validation score has
 not improved for :data:`PATIENCE` rounds, or when ``max_time_s`` has passed. On data small
-enough to refit cheaply (up to :data:`REFIT_MAX_ROWS`) the best round count found that way is
-then refit on every row, so no training row is lost to the inner split.
+enough to refit cheaply (up to :data:`REFIT_MAX_ROWS`), and in a job's final fits
+(``refit_all``) at any size, the best round count found that way is then refit on every row, so no
+training row is lost to the inner split; under a time cap, only when that refit is expected to end
+within it (a refit cut short would keep fewer rounds than the model it replaces). On diamonds
+(43,035 training rows, the default configurations, scored on the 10,905 holdout rows) the refit
+took RMSE from 550.8 to 540.7 for LightGBM, 561.8 to 552.7 for XGBoost and 545.4 to 543.7 for
+CatBoost, for 1.6 to 2.3 times the fit time.
 
 Below :data:`ROUNDS_CV_MAX_ROWS` rows one inner split is small and its best round is noisy, so the
 round count is cross-validated, as ``lightgbm.cv`` and ``xgboost.cv`` do: early stopping on each
@@ -43,12 +48,19 @@ ROUNDS_CV_MIN_ROWS = 2 * ROUNDS_CV_FOLDS  # two rows per validation fold at leas
 ROUNDS_CV_TIME_SHARE = 0.8
 
 
+def _refit_rounds(rounds: float, cap: int) -> int:
+    """The round count of a fit on every row, from the best round found on fewer of them."""
+    return max(1, min(cap, round(rounds * REFIT_ROUNDS_FACTOR)))
+
+
 class Booster(BaseEstimator):  # type: ignore[misc]
     """Base of the boosted-tree estimators: subclasses implement ``_fit_rounds`` and ``_raw_predict``.
 
     ``params`` holds the library's own hyperparameters (``n_estimators`` is the round cap);
     ``categorical_features`` is a boolean mask over the input columns whose values are category
-    codes (negative for missing or unseen).
+    codes (negative for missing or unseen). ``refit_all`` marks a job's final fit: the rounds found
+    by early stopping are refit on every row at any size (trials refit only up to
+    :data:`REFIT_MAX_ROWS` rows, where it is cheap).
     """
 
     _is_classifier = False
@@ -60,12 +72,14 @@ class Booster(BaseEstimator):  # type: ignore[misc]
         n_jobs: int = 1,
         random_state: int = 0,
         max_time_s: float | None = None,
+        refit_all: bool = False,
     ) -> None:
         self.params = params
         self.categorical_features = categorical_features
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.max_time_s = max_time_s
+        self.refit_all = refit_all
 
     # -- the contract subclasses fill in -------------------------------------------------------
 
@@ -135,10 +149,15 @@ class Booster(BaseEstimator):  # type: ignore[misc]
         train, valid = train_test_split(
             np.arange(n), test_size=VALIDATION_FRACTION, random_state=self.random_state, stratify=stratify
         )
+        started = time.monotonic()
         model, rounds = self._fit_rounds(X[train], y[train], (X[valid], y[valid]), cap, deadline)
-        if n <= REFIT_MAX_ROWS and (deadline is None or time.monotonic() < deadline):
-            refit_rounds = max(1, min(cap, round(rounds * REFIT_ROUNDS_FACTOR)))
-            model, rounds = self._fit_rounds(X, y, None, refit_rounds, deadline)
+        if n <= REFIT_MAX_ROWS or self.refit_all:
+            refit_rounds = _refit_rounds(rounds, cap)
+            # The early-stopped fit built about its best round plus the patience, on fewer rows.
+            built = min(cap, rounds + PATIENCE)
+            expected = (time.monotonic() - started) * refit_rounds / built * n / len(train)
+            if deadline is None or time.monotonic() + expected < deadline:
+                model, rounds = self._fit_rounds(X, y, None, refit_rounds, deadline)
         self.model_, self.n_rounds_ = model, rounds
         return self
 
@@ -163,7 +182,7 @@ class Booster(BaseEstimator):  # type: ignore[misc]
             found.append(self._fit_rounds(X[train], y[train], (X[valid], y[valid]), cap, deadline)[1])
         if not found:
             return cap
-        return max(1, min(cap, round(float(np.mean(found)) * REFIT_ROUNDS_FACTOR)))
+        return _refit_rounds(float(np.mean(found)), cap)
 
     def _checked(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "n_rounds_")
