@@ -401,8 +401,8 @@ def _final_fit_model(
 ) -> Any:
     """The unfitted pipeline of a final fit: a net gets the time left before ``deadline`` (less
     room to predict and save); boosted trees stop adding rounds, and forests trees, there or after
-    ``max_fit_s``, whichever comes first. LightGBM, CatBoost and XGBoost refit their early-stopped
-    round count on every row, whatever the rows (``refit_all``), when that fits in their time."""
+    ``max_fit_s``, whichever comes first. Boosted trees fit the rounds they early-stopped at again on
+    every row, whatever the rows (``refit_all``), when that fits in their time."""
     model = build(data, family, params)
     if "refit_all" in model.named_steps["model"].get_params():
         model.set_params(model__refit_all=True)

@@ -96,3 +96,22 @@ def test_the_family_builds_the_capped_model_and_a_trial_sets_its_cap() -> None:
     model = pipeline.named_steps["model"]
     assert isinstance(model, HistGradientBoostingRegressorCapped)
     assert "max_time_s" in model.get_params()  # what trials and final fits set their cap through
+
+
+@pytest.mark.parametrize("max_time_s", [None, 60.0])
+def test_a_final_fit_refits_its_early_stopped_iterations_on_every_row(max_time_s: float | None) -> None:
+    X, y = _xy(3_000)
+    params: dict[str, Any] = {"max_iter": 500, "learning_rate": 0.3, "early_stopping": True, "random_state": 0}
+    trial = HistGradientBoostingRegressorCapped(**params, max_time_s=max_time_s).fit(X, y)
+    assert trial.n_iter_ < 500 and len(trial.validation_score_) > 0  # stopped early on held-out rows
+    final = HistGradientBoostingRegressorCapped(**params, max_time_s=max_time_s, refit_all=True).fit(X, y)
+    # The same iterations, fitted again with no rows held out (no validation scores kept).
+    assert final.n_iter_ == trial.n_iter_ and len(final.validation_score_) == 0
+    assert final.get_params() == {**trial.get_params(), "refit_all": True}  # its parameters as they were
+
+
+def test_a_final_fit_with_no_time_left_keeps_its_early_stopped_model() -> None:
+    X, y = _xy(3_000)
+    params: dict[str, Any] = {"max_iter": 500, "learning_rate": 0.3, "early_stopping": True, "random_state": 0}
+    final = HistGradientBoostingRegressorCapped(**params, max_time_s=1e-6, refit_all=True).fit(X, y)
+    assert len(final.validation_score_) > 0 and final.n_iter_ >= 1

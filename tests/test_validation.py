@@ -367,6 +367,24 @@ def test_final_fits_refit_boosted_rounds_on_every_row_at_any_size(
         assert calls[1] == (rows, False)
 
 
+def test_final_histogram_boosting_fits_refit_on_every_row(tmp_path: object) -> None:
+    """Above 10,000 rows scikit-learn's histogram boosting stops early on rows it holds out: a
+    trial's fit keeps that model, the final fits fit its iterations again on all their rows."""
+    from automl.artifacts import ArtifactStore
+    from automl.training import build, fit_all_rows, refit
+
+    data = _data(_frame(14_000, 4))
+    params = {"learning_rate": 0.3, "max_leaf_nodes": 31, "min_samples_leaf": 20, "l2_regularization": 1e-4,
+              "max_iter": 300}  # fmt: skip
+    trial = build(data, "hist_gradient_boosting", params).fit(data.X, data.y).named_steps["model"]
+    assert len(trial.validation_score_) > 0  # early-stopped on held-out rows
+    root = str(tmp_path)
+    for final in (refit, fit_all_rows):
+        out = final(None, data, "hist_gradient_boosting", params, root, f"{final.__name__}.joblib")
+        model = ArtifactStore(root).get_object(out["key"], out["sha256"]).named_steps["model"]
+        assert model.refit_all and len(model.validation_score_) == 0  # no row held out
+
+
 def test_a_final_forest_grows_its_trees_within_its_bound(tmp_path: object) -> None:
     """A forest whose trial grew few trees in its share of the time does not spend the other
     members' time growing all the trees it is configured with: its final fits stop adding trees
