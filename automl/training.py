@@ -404,12 +404,13 @@ def _final_fit_model(
     ``max_fit_s``, whichever comes first. Boosted trees fit the rounds they early-stopped at again on
     every row, whatever the rows (``refit_all``), when that fits in their time."""
     model = build(data, family, params)
-    if "refit_all" in model.named_steps["model"].get_params():
+    settable = model.named_steps["model"].get_params()
+    if "refit_all" in settable:
         model.set_params(model__refit_all=True)
     if family == "mlp" and deadline is not None:
         room = max(1.0, 0.1 * (deadline - time.monotonic()))
         model.set_params(model__max_time_s=net_time_s(deadline, 1, after_s=room))
-    elif "max_time_s" in model.named_steps["model"].get_params():
+    elif "max_time_s" in settable:
         caps = [time_share_s(deadline, 1)] if deadline is not None else []
         caps += [max_fit_s] if max_fit_s is not None else []
         if caps:

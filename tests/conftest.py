@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,3 +102,18 @@ def artifacts(tmp_path: Path) -> object:
     from automl.artifacts import ArtifactStore
 
     return ArtifactStore(tmp_path / "artifacts")
+
+
+def record_fit_rounds(cls: Any, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int | None, int, int]]:
+    """Record each ``_fit_rounds`` call of the booster class ``cls``: (training rows, validation
+    rows, cap, rounds kept)."""
+    calls: list[tuple[int, int | None, int, int]] = []
+    real = cls._fit_rounds
+
+    def fit_rounds(self: Any, X: Any, y: Any, valid: Any, rounds: int, deadline: Any) -> Any:
+        model, kept = real(self, X, y, valid, rounds, deadline)
+        calls.append((len(y), None if valid is None else len(valid[1]), rounds, kept))
+        return model, kept
+
+    monkeypatch.setattr(cls, "_fit_rounds", fit_rounds)
+    return calls

@@ -20,7 +20,7 @@ from automl.candidates.xgboost import XGBoostClassifier, XGBoostRegressor
 from automl.model import predict_matrix
 from automl.preprocessing import plan_features
 from automl.profile import profile_frame, with_target
-from tests.conftest import SHARED_DATASETS
+from tests.conftest import SHARED_DATASETS, record_fit_rounds
 
 SMALL = {"n_estimators": 30}
 
@@ -57,28 +57,20 @@ def test_early_stopping_keeps_fewer_rounds_than_the_cap(cls: Any) -> None:
     assert len(X) <= REFIT_MAX_ROWS  # so the kept rounds were refit on every row
 
 
-def _recording(cls: Any, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int | None, int, int]]:
-    """Record each ``_fit_rounds`` call of ``cls``: (training rows, validation rows, cap, rounds kept)."""
-    calls: list[tuple[int, int | None, int, int]] = []
-    real = cls._fit_rounds
-
-    def fit_rounds(self: Any, X: Any, y: Any, valid: Any, rounds: int, deadline: Any) -> Any:
-        model, kept = real(self, X, y, valid, rounds, deadline)
-        calls.append((len(y), None if valid is None else len(valid[1]), rounds, kept))
-        return model, kept
-
-    monkeypatch.setattr(cls, "_fit_rounds", fit_rounds)
-    return calls
+def _task_xy(cls: Any, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows for ``cls``: noisy binary labels for a classifier, a noisy value for a regressor."""
+    X, y = _xy(rows)
+    if not cls._is_classifier:
+        y = X[:, 0] + np.random.default_rng(1).normal(scale=0.8, size=len(y))
+    return X, y
 
 
 @pytest.mark.parametrize("cls", [LightGBMClassifier, CatBoostRegressor, XGBoostClassifier])
 def test_on_few_rows_the_round_count_is_cross_validated_then_refit_on_every_row(
     cls: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    X, y = _xy(400)
-    if not cls._is_classifier:
-        y = X[:, 0] + np.random.default_rng(1).normal(scale=0.8, size=len(y))
-    calls = _recording(cls, monkeypatch)
+    X, y = _task_xy(cls, 400)
+    calls = record_fit_rounds(cls, monkeypatch)
     model = cls(params={"n_estimators": 2000, "learning_rate": 0.3}, n_jobs=1).fit(X, y)
     *folds, final = calls
     # Early stopping on each fold: every row is validated once, on a fold that did not train on it.
@@ -96,11 +88,9 @@ def test_on_few_rows_the_round_count_is_cross_validated_then_refit_on_every_row(
 def test_a_final_fit_refits_the_early_stopped_rounds_on_every_row_at_any_size(
     cls: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    X, y = _xy(2_000)
-    if not cls._is_classifier:
-        y = X[:, 0] + np.random.default_rng(1).normal(scale=0.8, size=len(y))
+    X, y = _task_xy(cls, 2_000)
     monkeypatch.setattr(boosting, "REFIT_MAX_ROWS", 1_000)  # 2,000 rows count as large
-    calls = _recording(cls, monkeypatch)
+    calls = record_fit_rounds(cls, monkeypatch)
     params = {"n_estimators": 2000, "learning_rate": 0.3}
     trial = cls(params=params, n_jobs=1).fit(X, y)
     # A trial's fit on large data keeps its early-stopped model, trained on the inner split's rest.
@@ -126,7 +116,7 @@ def test_a_refit_that_would_pass_the_time_cap_is_not_started(cls: Any, monkeypat
         return real(self, X, y, valid, rounds, deadline)
 
     monkeypatch.setattr(cls, "_fit_rounds", slow_early_stopping)
-    calls = _recording(cls, monkeypatch)
+    calls = record_fit_rounds(cls, monkeypatch)
     # Too few rounds to stop early: the refit would boost as many, on 1/0.85 the rows, so it is
     # expected to take about a second more; with 1.3 s in all it would be cut short, so it is skipped.
     params = {"n_estimators": 20, "learning_rate": 0.01}
@@ -141,7 +131,7 @@ def test_a_refit_that_would_pass_the_time_cap_is_not_started(cls: Any, monkeypat
 def test_a_class_rarer_than_the_folds_still_trains_every_fold_on_every_class(monkeypatch: pytest.MonkeyPatch) -> None:
     X, y = _xy(300)
     y[:3] = 2  # a third class of three rows: three stratified folds, each training on all three classes
-    calls = _recording(XGBoostClassifier, monkeypatch)
+    calls = record_fit_rounds(XGBoostClassifier, monkeypatch)
     model = XGBoostClassifier(params={"n_estimators": 500, "learning_rate": 0.3}, n_jobs=1).fit(X, y)
     assert [valid is None for _, valid, _, _ in calls] == [False, False, False, True]
     assert model.predict_proba(X[:3]).shape == (3, 3)

@@ -22,6 +22,7 @@ from automl.tuning import (
     trials_at_once,
 )
 from automl.validation import HOLDOUT_VALIDATION_FRACTION, Validation, choose_validation
+from tests.conftest import record_fit_rounds
 
 
 def _frame(rows: int, columns: int, seed: int = 0) -> pd.DataFrame:
@@ -347,24 +348,17 @@ def test_final_fits_refit_boosted_rounds_on_every_row_at_any_size(
     monkeypatch.setattr(boosting, "REFIT_MAX_ROWS", 1_000)  # the 3,200 training rows count as large
     data = _data(_frame(4000, 6))
     params = {"n_estimators": 200, "learning_rate": 0.3}
-    calls: list[tuple[int, bool]] = []  # (rows, early-stopped on validation rows)
-    cls = type(build(data, family, params).named_steps["model"])
-    real = cls._fit_rounds
-
-    def recording(self: Any, X: Any, y: Any, valid: Any, rounds: int, deadline: Any) -> Any:
-        calls.append((len(y), valid is not None))
-        return real(self, X, y, valid, rounds, deadline)
-
-    monkeypatch.setattr(cls, "_fit_rounds", recording)
+    # (training rows, validation rows or None, cap, rounds kept) of each native fit
+    calls = record_fit_rounds(type(build(data, family, params).named_steps["model"]), monkeypatch)
     build(data, family, params).fit(data.X, data.y)  # as a trial fits
-    assert len(calls) == 1 and calls[0][1] and calls[0][0] < len(data.y)
+    assert len(calls) == 1 and calls[0][1] is not None and calls[0][0] < len(data.y)
     root = str(tmp_path)
     every = len(data.y) + len(data.y_holdout)
     for final, rows in ((refit, len(data.y)), (fit_all_rows, every)):
         calls.clear()
         final(None, data, family, params, root, f"{final.__name__}.joblib")
-        assert len(calls) == 2 and calls[0][1] and calls[0][0] < rows
-        assert calls[1] == (rows, False)
+        assert len(calls) == 2 and calls[0][1] is not None and calls[0][0] < rows
+        assert calls[1][:2] == (rows, None)
 
 
 def test_final_histogram_boosting_fits_refit_on_every_row(tmp_path: object) -> None:
