@@ -11,6 +11,7 @@ scikit-learn and numpy. Writes bench/RESULTS.md and bench/out/results.json.
     python bench/run_bench.py --setup-peers      # once: creates bench/.venv-peers (about 2 GB)
     python bench/run_bench.py [--budget 60] [--only titanic,wine] [--systems automl,flaml]
     python bench/run_bench.py --with-large       # adds diamonds_x10 (540k rows) to the default set
+    python bench/run_bench.py --datasets DIR     # the data sets of DIR/manifest.json instead
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "datasets"
+# Any folder holding CSVs and a manifest.json in the shared one's format (name, file, target, task,
+# drop) can stand in: `--datasets DIR`, which the per-system subprocesses read from the environment.
+SHARED = Path(os.environ.get("AUTOML_BENCH_DATASETS") or REPO.parent / "shared" / "datasets")
 OUT = REPO / "bench" / "out"
 SYSTEMS = ("automl", "baseline", "flaml", "autogluon")
 PEERS = ("flaml", "autogluon")
@@ -344,11 +347,18 @@ def write_results(results: list[dict[str, Any]], budget: float, path: Path = REP
 
 
 def main() -> None:
+    global SHARED
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", type=float, default=60.0)
     parser.add_argument("--only", default="", help="Comma-separated data set names (may name a large case).")
     parser.add_argument("--with-large", action="store_true", help="Also run the large cases (diamonds_x10).")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"Comma-separated, of: {','.join(SYSTEMS)}.")
+    parser.add_argument(
+        "--datasets",
+        type=Path,
+        default=None,
+        help=f"A folder with CSVs and a manifest.json in the format of {SHARED}/manifest.json (default: that one).",
+    )
     parser.add_argument("--setup-peers", action="store_true", help=f"Create {PEER_VENV.name} if missing, then exit.")
     parser.add_argument(
         "--results",
@@ -364,6 +374,11 @@ def main() -> None:
     if args.one:
         one(args.one[0], args.one[1], args.budget)
         return
+    if args.datasets is not None:
+        SHARED = args.datasets.resolve()
+        if not (SHARED / "manifest.json").is_file():
+            parser.error(f"{SHARED} has no manifest.json: list its data sets there (name, file, target, task, drop)")
+        os.environ["AUTOML_BENCH_DATASETS"] = str(SHARED)
     entries = _entries()
     only = [n for n in args.only.split(",") if n]
     unknown = set(only) - {e["name"] for e in entries}
