@@ -41,6 +41,27 @@ def object_bytes(obj: Any) -> bytes:
     return buffer.getvalue()
 
 
+class _ByteCounter:
+    """A write-only file that keeps only the count of the bytes written to it."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def write(self, data: Any) -> int:
+        size = memoryview(data).nbytes
+        self.count += size
+        return size
+
+
+def pickled_size(obj: Any) -> int:
+    """The bytes ``obj`` takes pickled (about what :func:`object_bytes` writes), without holding them."""
+    import pickle
+
+    counter = _ByteCounter()
+    pickle.dump(obj, counter, protocol=pickle.HIGHEST_PROTOCOL)
+    return counter.count
+
+
 class ArtifactStore:
     """Files under one root, written atomically and read back with their checksum verified."""
 

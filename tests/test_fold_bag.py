@@ -60,6 +60,24 @@ def test_a_tree_trial_under_k_fold_keeps_the_models_that_made_its_out_of_fold_pr
     assert "folds_bytes" not in kept
 
 
+def test_a_trial_keeps_no_fold_models_when_k_of_them_would_pass_the_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _data()
+    forest = {"n_estimators": 20, "max_features": "sqrt", "min_samples_leaf": 1, "max_depth": 0}
+    kept = training.cross_validate(_GoOn(), data, "random_forest", forest)
+    folds = joblib.load(io.BytesIO(kept["folds_bytes"]))
+    assert len(folds) == 4
+    # A limit between one fold's model and four of them: the forest keeps none, with the same scores.
+    one_fold_mb = len(training.object_bytes(folds[0])) / 1e6
+    monkeypatch.setattr(training, "FOLD_MODELS_MAX_MB", 2 * one_fold_mb)
+    dropped = training.cross_validate(_GoOn(), data, "random_forest", forest)
+    assert "folds_bytes" not in dropped
+    np.testing.assert_allclose(dropped["oof"], kept["oof"])
+    assert dropped["fold_scores"] == kept["fold_scores"]
+    # A booster's fold models are far smaller than the forest's: it keeps them under the same limit.
+    boosted = training.cross_validate(_GoOn(), data, "hist_gradient_boosting", {"max_iter": 20})
+    assert len(joblib.load(io.BytesIO(boosted["folds_bytes"]))) == 4
+
+
 def test_the_bag_gives_half_to_the_refit_and_half_to_the_folds_mean_even_when_a_fold_missed_a_class() -> None:
     X = np.zeros((6, 1))
     full = DummyClassifier(strategy="prior").fit(X, [0, 0, 1, 1, 2, 2])  # 1/3 each
