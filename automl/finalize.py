@@ -540,19 +540,27 @@ def _bagged(fitted: list[tuple[RunRecord, float, dict[str, Any]]], all_rows: dic
 
 
 def _rows_of(fitted: list[tuple[RunRecord, float, dict[str, Any]]], all_rows: dict[int, Any], data: JobData) -> str:
+    """The rows the registered model's members learned from: every row, the training rows, or (a
+    kept trial fit, holdout scheme) their trial's training split, counted where they differ."""
     train, hold = len(data.y), len(data.y_holdout)
-    reused = any(out.get("reused") for _, _, out in fitted)
-    # A kept trial fit (holdout scheme) learned from its validation split's training rows only.
-    rows = f"{len(data.folds[0][0]):,} rows of its trial's training split" if reused else f"{train:,} training rows"
+    split = f"{len(data.folds[0][0]):,} rows of its trial's training split"
+    reused = sum(1 for _, _, out in fitted if out.get("reused"))
+    rows = f"{train:,} training rows" if not reused else split
+    if 0 < reused < len(fitted):
+        rows = f"{train:,} training rows, and for {reused} of {len(fitted)} members the {split}"
     if all_rows and len(all_rows) == len(fitted):
         return (
             f"every row: {train + hold:,} ({train:,} training + {hold:,} holdout); the holdout score is from "
             f"a fit on the {rows}"
         )
     if all_rows:
+        left = [out for run, _, out in fitted if run.id not in all_rows]
+        kept = sum(1 for out in left if out.get("reused"))
+        groups = [f"{len(left) - kept} on the {train:,} training rows"] if len(left) > kept else []
+        groups += [f"{kept} on the {split}"] if kept else []
         return (
-            f"{len(all_rows)} of {len(fitted)} members on every row ({train + hold:,}), the others on the "
-            f"{rows} (no time left to refit them)"
+            f"{len(all_rows)} of {len(fitted)} members on every row ({train + hold:,}), {' and '.join(groups)} "
+            "(no time left to refit them)"
         )
     return f"the {rows} (no time left to refit on all {train + hold:,} rows)"
 

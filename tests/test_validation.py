@@ -432,12 +432,24 @@ def test_a_longer_wall_after_submission_keeps_the_jobs_folds_and_candidates(tmp_
     assert before.families == after.families
 
 
+def _trial_run(family: str, fit_s: float) -> Any:
+    """A succeeded trial of ``family`` whose folds' fits took ``fit_s`` seconds in all."""
+    from automl.store.records import RunRecord
+
+    return RunRecord(
+        id=1, job_id=1, kind="trial", trial_number=0, family=family, params={}, status="succeeded",
+        cv_score=0.9, cv_std=None, fold_scores=None, holdout_score=None, fit_seconds=fit_s, members=None,
+        oof_uri=None, model_uri=None, model_sha256=None, error_code=None, error_message=None, worker=None,
+        heartbeat_at=None, started_at=None,  # type: ignore[arg-type]
+        finished_at=None,
+    )  # fmt: skip
+
+
 def test_a_refit_on_more_threads_than_its_trials_is_estimated_faster_by_its_family_gain() -> None:
     import dataclasses
 
     from automl.candidates import get_family
     from automl.finalize import refit_estimate
-    from automl.store.records import RunRecord
 
     data = _data(_frame(500, 4))
     # Trials alone on the final fits' threads (the fleet, a spec's own n_jobs): no speed-up.
@@ -449,15 +461,7 @@ def test_a_refit_on_more_threads_than_its_trials_is_estimated_faster_by_its_fami
     assert shared.refit_speedup("knn") == 1.0
     assert dataclasses.replace(data, trial_threads=4, final_threads=2).refit_speedup("random_forest") == 1.0
 
-    def run(family: str, fit_s: float) -> RunRecord:
-        return RunRecord(
-            id=1, job_id=1, kind="trial", trial_number=0, family=family, params={}, status="succeeded",
-            cv_score=0.9, cv_std=None, fold_scores=None, holdout_score=None, fit_seconds=fit_s, members=None,
-            oof_uri=None, model_uri=None, model_sha256=None, error_code=None, error_message=None, worker=None,
-            heartbeat_at=None, started_at=None,  # type: ignore[arg-type]
-            finished_at=None,
-        )  # fmt: skip
-
+    run = _trial_run
     # The finalizer's estimate: trials on one thread each, the refit on four.
     final = dataclasses.replace(data, n_jobs=4, trial_threads=1)
     assert refit_estimate(run("random_forest", 10.0), final) == pytest.approx(
@@ -488,3 +492,24 @@ def test_the_reserve_keeps_time_for_the_best_trials_refit_before_cheaper_ones() 
     # One past the others' cap (a third of the wall or so) but within half the wall is kept, alone.
     slower = [(0.70, 16.0, "hist_gradient_boosting"), (0.80, 1.0, "svm"), (0.90, 1.0, "catboost")]
     assert reserve_seconds(progress, 1.0, limits, False, slower) == pytest.approx(fixed + 24.0)
+
+
+def test_the_model_card_counts_the_rows_each_member_learned_from() -> None:
+    import dataclasses
+
+    from automl.finalize import _rows_of
+
+    data = _data(_frame(500, 4))
+    train, every, split = len(data.y), len(data.y) + len(data.y_holdout), len(data.folds[0][0])
+    runs = [dataclasses.replace(_trial_run("lightgbm", 1.0), id=i) for i in range(1, 6)]
+    # Two members refit on every row, one kept its trial's fit (holdout scheme), two the training rows.
+    fitted = [(run, 0.2, {"reused": run.id == 3}) for run in runs]
+    assert _rows_of(fitted, {1: {}, 5: {}}, data) == (
+        f"2 of 5 members on every row ({every:,}), 2 on the {train:,} training rows and 1 on the {split:,} rows "
+        "of its trial's training split (no time left to refit them)"
+    )
+    assert _rows_of(fitted, {}, data) == (
+        f"the {train:,} training rows, and for 1 of 5 members the {split:,} rows of its trial's training split "
+        f"(no time left to refit on all {every:,} rows)"
+    )
+    assert _rows_of(fitted, {run.id: {} for run in runs}, data).startswith(f"every row: {every:,}")
