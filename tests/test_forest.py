@@ -1,5 +1,6 @@
-"""Forests with a time cap: scikit-learn conformance, the same trees as scikit-learn's forest when
-uncapped, whole trees kept when the cap stops them, and a final fit bounded by its estimate."""
+"""Forests with a time cap and a size cap: scikit-learn conformance, the same trees as
+scikit-learn's forest when uncapped, whole trees kept when a cap stops them, and a final fit
+bounded by its estimate."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from sklearn.base import clone
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestRegressor
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from automl.artifacts import pickled_size
 from automl.candidates.forest import (
+    FIRST_TREES,
     ExtraTreesClassifierCapped,
     ExtraTreesRegressorCapped,
     RandomForestClassifierCapped,
@@ -78,3 +81,20 @@ def test_the_time_cap_stops_growing_trees_and_keeps_a_whole_forest() -> None:
     # Fitted again, it starts over rather than adding to the trees it has.
     again = model.set_params(n_estimators=20, max_time_s=600.0).fit(X[:500], y[:500])
     assert len(again.estimators_) == 20
+
+
+@pytest.mark.parametrize("max_time_s", [None, 600.0])
+def test_the_size_cap_stops_growing_trees_before_the_forest_passes_it(max_time_s: float | None) -> None:
+    X, y = _xy(4_000)
+    one_tree = pickled_size(ExtraTreesRegressorCapped(n_estimators=FIRST_TREES, max_mb=None).fit(X, y)) / FIRST_TREES
+    cap_mb = 35 * one_tree / 1e6  # room for about 35 deep trees of these rows
+    model = ExtraTreesRegressorCapped(n_estimators=200, random_state=0, max_time_s=max_time_s, max_mb=cap_mb)
+    model.fit(X, y)
+    assert FIRST_TREES < len(model.estimators_) < 200
+    assert pickled_size(model) <= 1.1 * cap_mb * 1e6  # judged from the first trees: near, not exact
+    assert model.get_params()["n_estimators"] == 200  # the configuration is unchanged
+    mean = np.mean([tree.predict(X[:50]) for tree in model.estimators_], axis=0)
+    np.testing.assert_allclose(model.predict(X[:50]), mean)
+    # The same forest without the cap grows every tree, and a cap below the first trees keeps those.
+    assert len(model.set_params(max_mb=None).fit(X, y).estimators_) == 200
+    assert len(model.set_params(max_mb=one_tree / 1e6).fit(X, y).estimators_) == FIRST_TREES

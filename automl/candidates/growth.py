@@ -2,7 +2,9 @@
 
 Such a model, given ``max_time_s``, fits a first few units, then adds more (scikit-learn's
 ``warm_start``) at the pace the first ones set while its time lasts, and keeps the units it has.
-Without ``max_time_s`` it is the plain scikit-learn estimator. The configured size stays the cap.
+A model may also cap its size by what its units weigh (:meth:`GrowsByTime._size_cap`: a forest's
+trees by their bytes); it then grows in steps even without ``max_time_s``. Without either cap it is
+the plain scikit-learn estimator. The configured size stays the cap.
 """
 
 from __future__ import annotations
@@ -25,22 +27,32 @@ class GrowsByTime:
         """How many units the last fit kept (fewer than asked for when it stopped early itself)."""
         return int(getattr(self, self.size_param))
 
+    def _sizes_itself(self) -> bool:
+        """Whether :meth:`_size_cap` may stop the model before its configured size."""
+        return False
+
+    def _size_cap(self) -> int | None:
+        """The most units the model may hold, judged from the units grown so far (None: no cap)."""
+        return None
+
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
-        if self.max_time_s is None:
+        if self.max_time_s is None and not self._sizes_itself():
             return super().fit(X, y, sample_weight)  # type: ignore[misc]
         target, warm = getattr(self, self.size_param), self.warm_start
         began = time.monotonic()
-        end = began + float(self.max_time_s)
+        end = None if self.max_time_s is None else began + float(self.max_time_s)
         try:
             self.warm_start = False
             setattr(self, self.size_param, min(target, self.first_size))
             super().fit(X, y, sample_weight)  # type: ignore[misc]
             self.warm_start = True
             while (size := getattr(self, self.size_param)) < target and self._grown() == size:
-                per_unit = (time.monotonic() - began) / size
-                step = min(target - size, int((end - time.monotonic()) / per_unit))
-                if self.doubling:
-                    step = min(step, size)
+                step = min(target, self._size_cap() or target) - size
+                if end is not None:  # at the pace the units so far set, and (doubling) few refits
+                    per_unit = (time.monotonic() - began) / size
+                    step = min(step, int((end - time.monotonic()) / per_unit))
+                    if self.doubling:
+                        step = min(step, size)
                 if step < 1:
                     break
                 setattr(self, self.size_param, size + step)
