@@ -461,13 +461,11 @@ def test_a_refit_on_more_threads_than_its_trials_is_estimated_faster_by_its_fami
     assert shared.refit_speedup("knn") == 1.0
     assert dataclasses.replace(data, trial_threads=4, final_threads=2).refit_speedup("random_forest") == 1.0
 
-    run = _trial_run
     # The finalizer's estimate: trials on one thread each, the refit on four.
     final = dataclasses.replace(data, n_jobs=4, trial_threads=1)
-    assert refit_estimate(run("random_forest", 10.0), final) == pytest.approx(
-        refit_estimate(run("random_forest", 10.0), data) / (1 + 3 * gain)
-    )
-    assert refit_estimate(run("knn", 10.0), final) == refit_estimate(run("knn", 10.0), data)
+    forest, knn = _trial_run("random_forest", 10.0), _trial_run("knn", 10.0)
+    assert refit_estimate(forest, final) == pytest.approx(refit_estimate(forest, data) / (1 + 3 * gain))
+    assert refit_estimate(knn, final) == refit_estimate(knn, data)
 
 
 def test_the_reserve_keeps_time_for_the_best_trials_refit_before_cheaper_ones() -> None:
