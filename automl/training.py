@@ -214,8 +214,8 @@ BAG_FAMILIES = frozenset({"hist_gradient_boosting", "lightgbm", "catboost", "xgb
 # fold's): a regression forest of 200 deep trees took 350 to 550 MB on 19,000 rows (forests now
 # stop at :data:`automl.candidates.forest.FOREST_MAX_MB`), and five of them, held by the trial, sent
 # to the job's process, stored, and bagged into a final model that every prediction then runs, took
-# a 24,000-row job to 4.6 GB of memory. A forest averages its
-# trees already, so it loses the least by the fold models' absence; boosters' take a few MB.
+# a 24,000-row job to 4.6 GB of memory. A forest averages its trees already, so it loses the
+# least by the fold models' absence; boosters' take a few MB.
 FOLD_MODELS_MAX_MB = 200.0
 # Loading a fitted model and saving it again, per MB of its artifact: measured 0.03 s/MB for
 # histogram boosting and 0.09 s/MB for LightGBM (its model is text, parsed on load); forests and

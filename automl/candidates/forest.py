@@ -24,7 +24,7 @@ from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor, RandomFo
 from automl.artifacts import pickled_size
 from automl.candidates.growth import GrowsByTime
 
-FIRST_TREES = 10  # a forest given a time cap starts with this many trees, then doubles them
+FIRST_TREES = 10  # a capped forest (by time or size) starts with this many trees, then adds more
 FOREST_MAX_MB = 200.0  # a forest grows no more trees than keep it under this (it keeps its first ones)
 
 
@@ -61,12 +61,11 @@ class _TimeCapped(GrowsByTime):
         return self.max_mb is not None
 
     def _size_cap(self) -> int | None:
-        """As many trees as the ones grown so far say fit in ``max_mb`` (at least those)."""
+        """As many trees as the first ones say fit in ``max_mb`` (at least those): the trees are alike."""
         if self.max_mb is None:
             return None
         trees: list[Any] = self.estimators_  # type: ignore[attr-defined]
-        sample = trees[:FIRST_TREES]  # the trees are alike: the first ones tell what one weighs
-        per_tree = pickled_size(sample) / max(len(sample), 1)
+        per_tree = pickled_size(trees) / max(len(trees), 1)
         return max(len(trees), int(self.max_mb * 1e6 / max(per_tree, 1.0)))
 
 

@@ -32,7 +32,7 @@ class GrowsByTime:
         return False
 
     def _size_cap(self) -> int | None:
-        """The most units the model may hold, judged from the units grown so far (None: no cap)."""
+        """The most units the model may hold, judged from its first units (None: no cap)."""
         return None
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
@@ -46,8 +46,9 @@ class GrowsByTime:
             setattr(self, self.size_param, min(target, self.first_size))
             super().fit(X, y, sample_weight)  # type: ignore[misc]
             self.warm_start = True
+            limit = min(target, self._size_cap() or target)  # the first units tell what one weighs
             while (size := getattr(self, self.size_param)) < target and self._grown() == size:
-                step = min(target, self._size_cap() or target) - size
+                step = limit - size
                 if end is not None:  # at the pace the units so far set, and (doubling) few refits
                     per_unit = (time.monotonic() - began) / size
                     step = min(step, int((end - time.monotonic()) / per_unit))
