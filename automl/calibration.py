@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from automl.metrics import get_metric
+
 PROBABILITY_FLOOR = 1e-6
 # Sharpening is bounded: on nearly separable data the out-of-fold rows show no mistake, and an
 # unbounded fit would push probabilities towards 0/1 that one unseen mistake then punishes hard.
@@ -42,15 +44,11 @@ def scale(proba: np.ndarray, temperature: float, floor: float = PROBABILITY_FLOO
     return result
 
 
-def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:
-    picked = proba[np.arange(len(y)), y]
-    return float(-np.mean(np.log(np.clip(picked, 1e-15, 1.0))))
-
-
 def fit_temperature(proba: np.ndarray, y: np.ndarray, floor: float = PROBABILITY_FLOOR) -> float:
     """The temperature minimising the log loss of ``proba`` (n, K) against class codes ``y``;
     1.0 when that does not beat the floored probabilities as they are."""
     y = np.asarray(y, dtype=int)
+    _log_loss = get_metric("log_loss").score
     if len(y) < 20 or proba.ndim != 2 or proba.shape[1] < 2:
         return 1.0
     result = minimize_scalar(

@@ -150,3 +150,34 @@ def test_holdout_report_skips_undefined_metrics() -> None:
     with_zero = holdout_report("regression", np.array([0.0, 1.0, 2.0]), np.array([0.1, 1.0, 2.5]))
     assert set(with_zero) == {"rmse", "mae", "r2"}
     assert "mape" in holdout_report("regression", Y_REG, P_REG)
+
+
+def test_log_loss_matches_sklearn_on_confident_missing_and_unnormalised_probabilities() -> None:
+    from sklearn.metrics import log_loss
+
+    rng = np.random.default_rng(0)
+    metric = get_metric("log_loss")
+    for k in (2, 3, 7):
+        proba = rng.dirichlet(np.ones(k), size=60)
+        proba[:5] = np.eye(k)[rng.integers(0, k, size=5)]  # certain rows, some of them wrong: clipped
+        proba[5:10] *= 1.0 + 1e-4  # float32-style rows that miss summing to one: renormalised
+        y = rng.integers(0, k - 1, size=60)  # the last class never occurs
+        expected = log_loss(y, proba / proba.sum(axis=1, keepdims=True), labels=list(range(k)))
+        assert metric.score(y, proba) == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="outside"):
+        metric.score(np.array([0, 3]), np.full((2, 3), 1 / 3))
+    with pytest.raises(ValueError, match="finite"), np.errstate(invalid="ignore"):
+        metric.score(np.array([0, 1]), np.array([[np.inf, 0.5], [0.5, 0.5]]))
+
+
+def test_roc_auc_matches_sklearn_with_ties_and_classes_absent_from_a_fold() -> None:
+    rng = np.random.default_rng(1)
+    metric = get_metric("roc_auc")
+    y = rng.integers(0, 2, size=80)
+    proba = rng.dirichlet(np.ones(2), size=80)
+    proba[:30] = np.round(proba[:30], 1)  # ties across both classes
+    assert metric.score(y, proba) == pytest.approx(skm.roc_auc_score(y, proba[:, 1]), rel=1e-12)
+    y3 = rng.integers(0, 3, size=90)  # classes 0..2 of 4: the fourth never occurs
+    proba4 = np.round(rng.dirichlet(np.ones(4), size=90), 2)
+    expected = np.mean([skm.roc_auc_score(y3 == k, proba4[:, k]) for k in range(3)])
+    assert metric.score(y3, proba4) == pytest.approx(expected, rel=1e-12)
