@@ -12,6 +12,7 @@ scikit-learn and numpy. Writes bench/RESULTS.md and bench/out/results.json.
     python bench/run_bench.py [--budget 60] [--only titanic,wine] [--systems automl,flaml]
     python bench/run_bench.py --with-large       # adds diamonds_x10 (540k rows) to the default set
     python bench/run_bench.py --datasets DIR     # the data sets of DIR/manifest.json instead
+    python bench/run_bench.py --keep DIR         # keep each engine job's store under DIR/NAME/
 """
 
 from __future__ import annotations
@@ -116,7 +117,12 @@ def run_automl(entry: dict[str, Any], budget: float) -> dict[str, Any]:
     }  # fmt: skip
     from datetime import UTC, datetime
 
-    with tempfile.TemporaryDirectory() as tmp:
+    keep = os.environ.get("AUTOML_BENCH_KEEP")
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = scratch
+        if keep:  # `--keep DIR`: the job's store and artifacts stay for later study
+            tmp = str(Path(keep) / entry["name"])
+            Path(tmp).mkdir(parents=True, exist_ok=False)
         url = f"sqlite:///{tmp}/bench.db"
         store, arts = open_store(url), ArtifactStore(Path(tmp) / "art")
         # As `automl run` does: the budget counts from before the data is loaded and registered.
@@ -366,6 +372,12 @@ def main() -> None:
         default=REPO / "bench" / "RESULTS.md",
         help="Markdown file whose engine section is (re)written; a smoke run may point elsewhere.",
     )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="Keep each engine job's store (DIR/NAME/bench.db) and artifacts (DIR/NAME/art) for later study.",
+    )
     parser.add_argument("--one", nargs=2, metavar=("DATASET", "SYSTEM"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.setup_peers:
@@ -379,6 +391,8 @@ def main() -> None:
         if not (SHARED / "manifest.json").is_file():
             parser.error(f"{SHARED} has no manifest.json: list its data sets there (name, file, target, task, drop)")
         os.environ["AUTOML_BENCH_DATASETS"] = str(SHARED)
+    if args.keep is not None:
+        os.environ["AUTOML_BENCH_KEEP"] = str(args.keep.resolve())
     entries = _entries()
     only = [n for n in args.only.split(",") if n]
     unknown = set(only) - {e["name"] for e in entries}
