@@ -392,6 +392,8 @@ def main() -> None:
             parser.error(f"{SHARED} has no manifest.json: list its data sets there (name, file, target, task, drop)")
         os.environ["AUTOML_BENCH_DATASETS"] = str(SHARED)
     if args.keep is not None:
+        if args.keep.exists() and any(args.keep.iterdir()):
+            parser.error(f"{args.keep} is not empty: name a new folder for the kept stores")
         os.environ["AUTOML_BENCH_KEEP"] = str(args.keep.resolve())
     entries = _entries()
     only = [n for n in args.only.split(",") if n]
