@@ -19,6 +19,7 @@ PROBABILITY_FLOOR = 1e-6
 # Sharpening is bounded: on nearly separable data the out-of-fold rows show no mistake, and an
 # unbounded fit would push probabilities towards 0/1 that one unseen mistake then punishes hard.
 MIN_T, MAX_T = 0.5, 20.0
+_LOG_LOSS = get_metric("log_loss")
 
 
 def evidence_floor(rows: int, classes: int = 2) -> float:
@@ -48,16 +49,15 @@ def fit_temperature(proba: np.ndarray, y: np.ndarray, floor: float = PROBABILITY
     """The temperature minimising the log loss of ``proba`` (n, K) against class codes ``y``;
     1.0 when that does not beat the floored probabilities as they are."""
     y = np.asarray(y, dtype=int)
-    _log_loss = get_metric("log_loss").score
     if len(y) < 20 or proba.ndim != 2 or proba.shape[1] < 2:
         return 1.0
     result = minimize_scalar(
-        lambda log_t: _log_loss(y, scale(proba, float(np.exp(log_t)), floor)),
+        lambda log_t: _LOG_LOSS.score(y, scale(proba, float(np.exp(log_t)), floor)),
         bounds=(np.log(MIN_T), np.log(MAX_T)),
         method="bounded",
         options={"xatol": 1e-3},
     )
     temperature = float(np.exp(result.x))
-    if _log_loss(y, scale(proba, temperature, floor)) < _log_loss(y, scale(proba, 1.0, floor)):
+    if _LOG_LOSS.score(y, scale(proba, temperature, floor)) < _LOG_LOSS.score(y, scale(proba, 1.0, floor)):
         return temperature
     return 1.0
