@@ -5,6 +5,8 @@ registration, drift of the shifted features, anomalies, the live metric, the sto
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import DATA
+from tests.conftest import DATA, backend_url
 from tests.engine_helpers import automl_in, run_spec
 
 pytestmark = pytest.mark.slow
@@ -42,21 +44,41 @@ def _spec(folder: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def monitored(store: Any, artifacts: Any, db_url: str, tmp_path: Path) -> dict[str, Any]:
-    young, old = _split_titanic(tmp_path)
-    job = run_spec(store, artifacts, db_url, _spec(tmp_path))
-    assert job.status == "succeeded", job.error_message
-    return {"job": job, "version": store.version_for_job(job.id), "young": young, "old": old}
+@dataclass
+class Monitored:
+    url: str
+    store: Any
+    artifacts: Any
+    job: Any
+    version: Any
+    young: pd.DataFrame
+    old: pd.DataFrame
 
 
-def test_monitor_flags_the_shifted_population_and_stores_the_run(
-    store: Any, artifacts: Any, db_url: str, monitored: dict[str, Any]
-) -> None:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def monitored(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
+    """One registered titanic model per backend, shared by the tests below (none of them stores a
+    model or changes the version; only the first stores a monitoring run)."""
+    from automl.artifacts import ArtifactStore
+    from automl.store import open_store
+
+    folder = tmp_path_factory.mktemp(f"monitor-{request.param}")
+    with backend_url(request, folder) as url:
+        store = open_store(url, auto_upgrade=True)
+        artifacts = ArtifactStore(folder / "artifacts")
+        young, old = _split_titanic(folder)
+        job = run_spec(store, artifacts, url, _spec(folder))
+        assert job.status == "succeeded", job.error_message
+        yield Monitored(url, store, artifacts, job, store.version_for_job(job.id), young, old)
+        store.close()
+
+
+def test_monitor_flags_the_shifted_population_and_stores_the_run(monitored: Monitored) -> None:
     from automl.monitoring.monitor import monitor_frame
 
-    version, old = monitored["version"], monitored["old"]
-    assert monitored["job"].summary["monitor_reference"] == "stored"
+    store, artifacts, db_url = monitored.store, monitored.artifacts, monitored.url
+    version, old = monitored.version, monitored.old
+    assert monitored.job.summary["monitor_reference"] == "stored"
     reference = store.get_reference(version.id)
     assert set(reference.reference["features"]) == {c["name"] for c in version.input_schema}
 
@@ -73,9 +95,11 @@ def test_monitor_flags_the_shifted_population_and_stores_the_run(
     from sklearn.metrics import roc_auc_score
 
     from automl.predict import load_version
+    from automl.sandbox import openmp_single_threaded
 
-    model = load_version(artifacts, version)
-    expected = roc_auc_score(old["survived"], model.predict_proba(old)[:, list(model.classes_).index(1)])
+    with openmp_single_threaded():  # this process forks trial children after it (the next backend's job)
+        model = load_version(artifacts, version)
+        expected = roc_auc_score(old["survived"], model.predict_proba(old)[:, list(model.classes_).index(1)])
     assert result.live is not None and result.live["rows"] == len(old)
     assert result.live["value"] == pytest.approx(expected, abs=1e-12)
 
@@ -99,31 +123,29 @@ def test_monitor_flags_the_shifted_population_and_stores_the_run(
     assert names == ["titanic"]
 
 
-def test_the_reference_population_itself_does_not_drift(store: Any, artifacts: Any, monitored: dict[str, Any]) -> None:
+def test_the_reference_population_itself_does_not_drift(monitored: Monitored) -> None:
     from automl.monitoring.monitor import monitor_frame
 
-    young = monitored["young"]
     result = monitor_frame(
-        store, artifacts, monitored["version"], young, source="input", source_detail=None, actor="test"
-    )
+        monitored.store, monitored.artifacts, monitored.version, monitored.young, source="input",
+        source_detail=None, actor="test", save=False,
+    )  # fmt: skip
     assert not result.dataset_drift
     assert len(result.drifted) <= 1  # 13 tests at the 5 % level
     assert result.outliers is not None and result.outliers["rate"] < 0.05
 
 
-def test_a_version_without_a_reference_gets_one_computed_from_its_job(
-    store: Any, artifacts: Any, db_url: str, monitored: dict[str, Any]
-) -> None:
+def test_a_version_without_a_reference_gets_one_computed_from_its_job(monitored: Monitored) -> None:
     from automl.monitoring.monitor import ensure_reference
 
-    version = monitored["version"]
+    store, version = monitored.store, monitored.version
     stored = store.get_reference(version.id).reference
-    engine = create_engine(db_url)
+    engine = create_engine(monitored.url)
     with engine.begin() as conn:  # as if the version had been registered before references existed
         conn.execute(text("DELETE FROM version_references"))
     engine.dispose()
     assert store.get_reference(version.id) is None
-    recomputed = ensure_reference(store, artifacts, version).reference
+    recomputed = ensure_reference(store, monitored.artifacts, version).reference
     assert recomputed["features"] == stored["features"]
     ref_pred, new_pred = stored["prediction"], recomputed["prediction"]
     assert ref_pred["frequencies"].keys() == new_pred["frequencies"].keys()
@@ -171,7 +193,7 @@ def test_cli_monitor_json_report_and_exit_codes(tmp_path: Path) -> None:
     assert len(json.loads(automl_in(tmp_path, "models", "health", "-f", "json").stdout)) == 3  # nothing stored
 
 
-def test_monitor_spec_block_sets_the_tests(store: Any, artifacts: Any, monitored: dict[str, Any]) -> None:
+def test_monitor_spec_block_sets_the_tests(monitored: Monitored) -> None:
     """The job spec's `monitor` block is read: PSI chosen for every feature, a stricter share."""
     from automl.monitoring.drift import DriftOptions
     from automl.monitoring.monitor import monitor_frame, options_from_spec
@@ -181,8 +203,8 @@ def test_monitor_spec_block_sets_the_tests(store: Any, artifacts: Any, monitored
     )
     assert options == DriftOptions("psi", "psi", None) and share == 0.9
     result = monitor_frame(
-        store, artifacts, monitored["version"], monitored["old"], source="input", source_detail=None,
-        actor="test", options=options, drift_share=share, save=False,
+        monitored.store, monitored.artifacts, monitored.version, monitored.old, source="input",
+        source_detail=None, actor="test", options=options, drift_share=share, save=False,
     )  # fmt: skip
     assert {f.method for f in result.features} == {"psi"}
     assert all(f.statistic == f.psi for f in result.features)
