@@ -247,6 +247,10 @@ def refit_members(
             f"could not be refit in the {max(remaining(), 0):.1f} s left"
         )
         members, weights = [lead], [1.0]
+    # After the lead, the cheapest refits first: a costly member that runs out of time is then the
+    # last one tried, and the cheap ones (a linear model, neighbours) are not left without time.
+    rest = sorted(zip(members[1:], weights[1:], strict=True), key=lambda mw: refit_estimate(mw[0], data))
+    members, weights = [members[0], *(m for m, _ in rest)], [weights[0], *(w for _, w in rest)]
     for index, (run, weight) in enumerate(zip(members, weights, strict=True)):
         if index and not ready(run):
             continue  # no time left for this member; a cheaper one after it may still fit

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from automl.artifacts import ArtifactStore
-from automl.finalize import ModelWriter, _best_part, extend_to_all_rows
+from automl.finalize import ModelWriter, Selection, _best_part, extend_to_all_rows, refit_estimate, refit_members
 from automl.preprocessing import plan_features
 from automl.profile import profile_frame, with_target
 from automl.store.records import RunRecord
@@ -83,6 +83,24 @@ def test_the_lead_alone_is_kept_when_the_refit_part_does_not_beat_it(tmp_path: P
     # One member fitted: the lead alone, without reading any predictions.
     only, _ = _best_part(arts, data, fitted[:1], chosen=3, chosen_reason="the ensemble: CV 0.9", reason="")
     assert len(only) == 1
+
+
+def test_after_the_lead_the_cheapest_members_are_refit_first(tmp_path: Path) -> None:
+    """A costly member that runs out of time is the last one tried, so the cheap ones are not
+    left without time by it (a forest's refit killed at the wall took a penguins job's linear and
+    neighbours members with it: the lead alone was registered)."""
+    data, arts = _data(), ArtifactStore(tmp_path / "art")
+    job: Any = type("Job", (), {"id": 7, "model_name": "m", "task": "binary", "time_budget_s": None})()
+    lead, forest, neighbours = (
+        _run(1, "linear", 0.8, fit_s=0.2),
+        _run(2, "random_forest", 0.79, fit_s=3.0),
+        _run(3, "knn", 0.78, fit_s=0.01),
+    )
+    assert refit_estimate(neighbours, data) < refit_estimate(lead, data) < refit_estimate(forest, data)
+    selection = Selection(lead, [lead, forest, neighbours], [0.5, 0.3, 0.2])
+    out = refit_members(arts, job, data, selection, [lead, forest, neighbours], wall_end=None)
+    assert [(run.id, weight) for run, weight, _ in out.fitted] == [(1, 0.5), (3, 0.2), (2, 0.3)]
+    assert all(arts.exists(fit["key"]) for _, _, fit in out.fitted)
 
 
 class _CountingStore(ArtifactStore):
