@@ -152,8 +152,9 @@ class ReadOnceTPESampler(optuna.samplers.TPESampler):
     reads the whole study from the database again for every parameter group it samples, and this
     project's search spaces are conditional on the family: a dozen reads per trial, which took a
     third of the job process's time on small data (about 0.2 s per trial at 90 trials), time in
-    which a trial slot waits for its next trial. Within one draw the trials do not change (the
-    job's process records outcomes between draws), so one read gives the same parameters."""
+    which a trial slot waits for its next trial. In one process the trials do not change within a
+    draw (outcomes are recorded between draws), so one read gives the same parameters; on the fleet
+    a draw sees the shared study as of its first read, a few milliseconds old at most."""
 
     def sample_relative(
         self, study: optuna.Study, trial: optuna.trial.FrozenTrial, search_space: dict[str, Any]
