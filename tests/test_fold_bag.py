@@ -116,6 +116,32 @@ def test_a_refit_leaves_the_folds_out_when_loading_them_might_pass_its_deadline(
     assert isinstance(bagged, FoldBag) and bagged.full is model and len(bagged.folds) == 4
 
 
+def test_a_refit_leaves_the_folds_out_when_their_load_shows_the_rest_would_pass_its_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small models of many trees cost more per MB than their size says: the load's own time decides."""
+    data = _data()
+    result = training.cross_validate(_GoOn(), data, "hist_gradient_boosting", {"max_iter": 20})
+    arts = ArtifactStore(tmp_path)
+    key = "jobs/1/trials/trial-0.folds.joblib"
+    folds = (key, arts.put_bytes(key, result["folds_bytes"]))
+    model = training.build(data, "hist_gradient_boosting", {"max_iter": 20}).fit(data.X, data.y)
+    load = ArtifactStore.get_object
+
+    def slow_load(self: ArtifactStore, key: str, sha256: str) -> Any:
+        time.sleep(0.4)  # as a load of thousands of small trees takes
+        return load(self, key, sha256)
+
+    monkeypatch.setattr(ArtifactStore, "get_object", slow_load)
+    # The size alone leaves room (a few hundred kB), but after a 0.4 s load, 2.5 s are not enough.
+    room = time.monotonic() + 2.5
+    assert training.with_fold_models(model, data, "hist_gradient_boosting", str(tmp_path), folds, room) is model
+    bagged = training.with_fold_models(
+        model, data, "hist_gradient_boosting", str(tmp_path), folds, time.monotonic() + 30
+    )
+    assert isinstance(bagged, FoldBag) and len(bagged.folds) == 4
+
+
 @pytest.mark.slow
 def test_the_registered_member_averages_its_trials_folds_and_its_holdout_score_is_honest(tmp_path: Path) -> None:
     store, arts, job, data, version = run_one_family_on_titanic(tmp_path, "hist_gradient_boosting", trials=2)
