@@ -293,13 +293,14 @@ def _best_part(
         f"{lead.family} (trial {lead.trial_number}) alone: {chosen_reason.split(':')[0]} could not be refit in the "
         "time left"
     )
+    lone = [(lead, 1.0, fitted[0][2])]  # the lead alone: all the weight, as the card shows it
     if len(fitted) < 2 or lead.cv_score is None:
-        return fitted[:1], alone
+        return lone, alone
     rows, total = data.validated, sum(w for _, w, _ in fitted)
     oofs = [_load_oof(artifacts, run.oof_uri or "")[rows] for run, _, _ in fitted]
     cv = float(np.mean(_blend_fold_scores(oofs, [w for _, w, _ in fitted], data)))
     if not is_better(data.metric, cv, lead.cv_score):
-        return fitted[:1], alone
+        return lone, alone
     part = [(run, w / total, fit) for run, w, fit in fitted]
     return part, (
         f"the ensemble's {len(part)} of {chosen} members that could be refit in the time left: CV {cv:.6g} beats "

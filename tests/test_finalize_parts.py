@@ -78,11 +78,11 @@ def test_the_lead_alone_is_kept_when_the_refit_part_does_not_beat_it(tmp_path: P
     noise = _scored(arts, data, 2, "knn", np.column_stack([1 - coin, coin]))  # knows nothing
     fitted = [(lead, 0.4, {"key": "a"}), (noise, 0.4, {"key": "b"})]
     part, reason = _best_part(arts, data, fitted, chosen=3, chosen_reason="the ensemble: CV 0.9", reason="")
-    assert [(run.id, w) for run, w, _ in part] == [(1, 0.4)]
+    assert [(run.id, w) for run, w, _ in part] == [(1, 1.0)]  # alone, it carries all the weight
     assert reason.startswith("lightgbm (trial 1) alone: the ensemble could not be refit")
     # One member fitted: the lead alone, without reading any predictions.
     only, _ = _best_part(arts, data, fitted[:1], chosen=3, chosen_reason="the ensemble: CV 0.9", reason="")
-    assert len(only) == 1
+    assert [(run.id, w) for run, w, _ in only] == [(1, 1.0)]
 
 
 def test_after_the_lead_the_cheapest_members_are_refit_first(tmp_path: Path) -> None:
