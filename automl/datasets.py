@@ -12,7 +12,7 @@ import pandas as pd
 
 from automl.artifacts import ArtifactStore, sha256_bytes
 from automl.errors import DatasetInvalid, DatasetNotFound, DatasetUnreadable, Problem
-from automl.profile import profile_frame
+from automl.profile import MIN_CLASS_ROWS, profile_frame, rare_classes
 from automl.store.base import Store
 from automl.store.records import DatasetRecord, NewDataset
 
@@ -176,7 +176,6 @@ def load_registered(dataset: DatasetRecord, artifacts: ArtifactStore) -> pd.Data
 
 
 MIN_ROWS = 20  # rows with a target value: fewer cannot be held out and cross-validated
-MIN_CLASS_ROWS = 2  # rows of each class: one to train on and one to score on, at the least
 
 
 def target_problems(
@@ -283,15 +282,21 @@ def target_problems(
         problems += _feature_problems(frame, target, drop, id_column)
     if problems or task == "regression":
         return problems
-    rare = [repr(c) for c, n in present.value_counts().items() if n < MIN_CLASS_ROWS]
-    if rare:
+    # Classes with fewer than MIN_CLASS_ROWS rows are left out by the job (a warning on its
+    # profile): a problem only when what is left cannot make a job.
+    rare = rare_classes(present)
+    kept = present[~present.isin(rare)]
+    if rare and (kept.nunique() < 2 or len(kept) < MIN_ROWS):
+        listed = ", ".join(repr(c) for c in rare[:5]) + (f" and {len(rare) - 5} more" if len(rare) > 5 else "")
         problems.append(
             Problem(
                 "DATASET_INVALID",
                 "dataset.target",
                 "class_too_small",
-                f"class(es) {', '.join(rare[:5])} of target '{target}' have fewer than {MIN_CLASS_ROWS} rows; "
-                "each class needs rows to train on and rows to be scored on (merge or drop rare classes)",
+                f"class(es) {listed} of target '{target}' have fewer than {MIN_CLASS_ROWS} rows and would be left "
+                f"out, which leaves {kept.nunique()} class(es) in {len(kept)} rows; a job needs two classes and "
+                f"{MIN_ROWS} rows (each class needs rows to train on and rows to be scored on: merge rare classes "
+                "or add rows)",
                 target,
             )
         )

@@ -312,6 +312,19 @@ def profile_target(frame: pd.DataFrame, target: str, task: str) -> TargetProfile
     return TargetProfile(target, task, classes, {str(k): int(v) for k, v in counts.items()}, None)
 
 
+# Rows of each class a job needs to keep it: one to train on and one to score on, at the least.
+MIN_CLASS_ROWS = 2
+
+
+def rare_classes(y: pd.Series) -> list[Any]:
+    """The classes of a target column with fewer than :data:`MIN_CLASS_ROWS` rows (missing values
+    aside). A job leaves their rows out (as AutoGluon drops rare classes): a class seen once can be
+    neither learned nor scored, and refusing the whole table for it would leave the user no model."""
+    counts = y.dropna().value_counts()
+    rare = [c.item() if isinstance(c, np.generic) else c for c in counts.index[counts.to_numpy() < MIN_CLASS_ROWS]]
+    return sorted(rare, key=str)
+
+
 def with_target(profile: DatasetProfile, frame: pd.DataFrame, target: str, task: str) -> DatasetProfile:
     """Add the target analysis (summary, leak columns, imbalance) to a frame's profile."""
     tprof = profile_target(frame, target, task)
@@ -326,4 +339,12 @@ def with_target(profile: DatasetProfile, frame: pd.DataFrame, target: str, task:
     missing = int(frame[target].isna().sum())
     if missing:
         warnings.append(f"{missing} rows have no target value; they are left out")
+    rare = rare_classes(frame[target]) if task != "regression" else []
+    if rare:
+        listed = ", ".join(repr(c) for c in rare[:5]) + (f" and {len(rare) - 5} more" if len(rare) > 5 else "")
+        warnings.append(
+            f"class(es) {listed} of target '{target}' have fewer than {MIN_CLASS_ROWS} rows; their "
+            f"{int(frame[target].isin(rare).sum())} row(s) are left out (a class seen once can be neither "
+            "learned nor scored), and the model does not predict them"
+        )
     return DatasetProfile(profile.rows, profile.columns, warnings, tprof, leaks)

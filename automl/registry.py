@@ -284,7 +284,8 @@ def model_card(store: Store, version: ModelVersionRecord) -> dict[str, Any]:
             "fingerprint": dataset.fingerprint,
             "rows": dataset.n_rows,
             "columns": dataset.n_columns,
-            "warnings": profile.get("warnings", []),
+            # The job's own (its target's rare classes, rows without a target), else the dataset's.
+            "warnings": (job.profile or {}).get("warnings", profile.get("warnings", [])),
         },
         "lineage": {
             "job_id": job.id,

@@ -18,7 +18,7 @@ from automl.artifacts import ArtifactStore, object_bytes, pickled_size
 from automl.metrics import Metric, get_metric
 from automl.model import FoldBag, predict_matrix
 from automl.preprocessing import FeaturePlan
-from automl.profile import DatasetProfile
+from automl.profile import DatasetProfile, rare_classes
 from automl.sandbox import Channel
 from automl.validation import (
     HoldoutSplit,
@@ -146,6 +146,10 @@ def prepare_data(
     from sklearn.model_selection import train_test_split
 
     frame = frame[frame[target].notna()].reset_index(drop=True)
+    if task != "regression":  # classes too rare to be learned and scored: their rows are left out
+        rare = rare_classes(frame[target])
+        if rare:
+            frame = frame[~frame[target].isin(rare)].reset_index(drop=True)
     features = frame.drop(columns=[target])
     raw_y = frame[target].to_numpy()
     classes: list[Any] | None = None

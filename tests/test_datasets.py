@@ -322,7 +322,7 @@ def test_datasets_commands(db_url: str, tmp_path: Path) -> None:
     [
         (pd.DataFrame({"x": range(6), "y": list("aabbcc")}), "classification", "too_few_rows", "6 row(s)"),
         (
-            pd.DataFrame({"x": [i % 7 for i in range(30)], "y": ["a"] * 15 + ["b"] * 14 + ["c"]}),
+            pd.DataFrame({"x": [i % 7 for i in range(30)], "y": ["a"] * 29 + ["c"]}),
             "classification",
             "class_too_small",
             "'c'",
@@ -347,6 +347,11 @@ def test_data_a_job_cannot_use_is_named(frame: pd.DataFrame, task: str, rule: st
     path = "dataset" if rule == "no_features" else "dataset.target"
     assert (problem.code, problem.path, problem.rule) == ("DATASET_INVALID", path, rule)
     assert words in problem.message
+
+
+def test_a_class_seen_once_is_left_out_by_the_job_not_refused() -> None:
+    frame = pd.DataFrame({"x": [i % 7 for i in range(30)], "y": ["a"] * 15 + ["b"] * 14 + ["c"]})
+    assert target_problems(frame, "y", "classification", [], None) == []
 
 
 def test_columns_dropped_by_the_spec_leave_no_feature_is_named() -> None:

@@ -189,6 +189,38 @@ def test_ensemble_is_dropped_when_it_is_not_better(tmp_path: Path, monkeypatch: 
     assert real is not ensemble.greedy_select
 
 
+def test_a_class_seen_once_is_left_out_and_the_job_still_ends_with_a_model(tmp_path: Path) -> None:
+    spec = write_spec(
+        tmp_path,
+        "penguins.csv",
+        dataset={"target": "species"},
+        task="classification",
+        budget={"time_s": None, "trials": 2},
+        candidates={"include": ["linear"]},
+        cv={"folds": 3},
+    )
+    frame = pd.read_csv(DATA / "penguins.csv")
+    frame.loc[5, "species"] = "Unseen"  # a class of one row
+    frame.to_csv(tmp_path / "penguins.csv", index=False)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = open_store(url)
+    arts = ArtifactStore(tmp_path / "art")
+    job = run_spec(store, arts, url, spec)
+    assert job.status == "succeeded", job.error_message
+    [warning] = [w for w in job.profile["warnings"] if "'Unseen'" in w]
+    assert "1 row(s) are left out" in warning
+    version = store.version_for_job(job.id)
+    from automl.registry import model_card
+
+    model = load_model(store, arts, version.id)
+    assert list(model.classes_) == ["Adelie", "Chinstrap", "Gentoo"]
+    proba = model.predict_proba(frame)
+    assert proba.shape == (len(frame), 3) and np.allclose(proba.sum(axis=1), 1.0)
+    assert warning in model_card(store, version)["dataset"]["warnings"]
+    shown = automl_in(tmp_path, "jobs", "show", str(job.id), env={"AUTOML_ARTIFACT_ROOT": str(tmp_path / "art")})
+    assert "'Unseen'" in shown.stdout, shown.stdout + shown.stderr
+
+
 def test_ensemble_is_used_when_better_and_predicts_like_its_blend(tmp_path: Path) -> None:
     spec = write_spec(
         tmp_path,

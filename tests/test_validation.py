@@ -103,6 +103,24 @@ def test_prepare_data_switches_with_size_and_budget() -> None:
     assert _data(_frame(4_000, 40), scheme="auto", time_budget_s=3600.0).validation.scheme == "cv"
 
 
+def test_rows_of_a_class_seen_once_are_left_out_with_a_warning() -> None:
+    frame = _frame(300, 4)
+    frame["y"] = frame["y"].map({0: "no", 1: "yes"}).astype(object)
+    frame.loc[7, "y"], frame.loc[11, "y"] = "once", "also once"
+    profile = with_target(profile_frame(frame), frame, "y", "multiclass")
+    [warning] = [w for w in profile.warnings if "left out" in w]
+    assert "'also once', 'once'" in warning and "2 row(s)" in warning
+    plan = plan_features(profile, "y", [], [], None)
+    data = prepare_data(
+        frame, target="y", task="multiclass", metric="log_loss", plan=plan, profile=profile,
+        holdout_fraction=0.2, folds=5, seed=0, n_jobs=1,
+    )  # fmt: skip
+    assert data.classes == ["no", "yes"]
+    assert len(data.y) + len(data.y_holdout) == 298
+    kept = frame.drop(index=[7, 11])
+    assert sorted(pd.concat([data.X, data.X_holdout])["x0"]) == sorted(kept["x0"])
+
+
 def test_a_trial_gets_at_most_a_share_of_the_time_left_and_never_passes_the_wall() -> None:
     now = 100.0
     assert trial_deadline(now, now + 40.0, None, None) == pytest.approx(now + TRIAL_SHARE * 40.0)
