@@ -107,6 +107,23 @@ def _looks_datetime(values: pd.Series) -> bool:
     return bool(parsed.notna().mean() > 0.95)
 
 
+def _row_numbers(values: pd.Series) -> bool:
+    """Whether unique integers count the rows: up by one from 0 or 1, as an exported index does.
+    Other increasing integers (years, a time step, a sorted measurement) are features."""
+    if len(values) == 0 or not values.is_monotonic_increasing:
+        return False
+    first, last = int(values.iloc[0]), int(values.iloc[-1])
+    return first in (0, 1) and last - first == len(values) - 1
+
+
+def _id_reason(name: str) -> str:
+    return (
+        "unique integers named like an identifier"
+        if _ID_NAME.search(name)
+        else "row numbers, counting up by one from 0 or 1"
+    )
+
+
 def profile_column(name: str, values: pd.Series) -> ColumnProfile:
     """Classify one column and summarise it."""
     rows = len(values)
@@ -126,8 +143,8 @@ def profile_column(name: str, values: pd.Series) -> ColumnProfile:
         kind = "boolean"
     elif pd.api.types.is_numeric_dtype(values):
         integer = pd.api.types.is_integer_dtype(values)
-        if integer and distinct == rows and rows >= 20 and (_ID_NAME.search(name) or non_null.is_monotonic_increasing):
-            kind, reason = "id", "unique increasing integers"
+        if integer and distinct == rows and rows >= 20 and (_ID_NAME.search(name) or _row_numbers(non_null)):
+            kind, reason = "id", _id_reason(name)
         else:
             kind = "numeric"
     elif pd.api.types.is_datetime64_any_dtype(values) or _looks_datetime(values):
@@ -209,7 +226,7 @@ def _numeric_profiles(frame: pd.DataFrame) -> dict[Any, ColumnProfile]:
         if distinct[name] <= 2:
             continue  # constant or two-valued (maybe boolean): the per-column rules decide
         unique_ints = pd.api.types.is_integer_dtype(dtypes[name]) and distinct[name] == rows and rows >= 20
-        if unique_ints and (_ID_NAME.search(str(name)) or block[name].dropna().is_monotonic_increasing):
+        if unique_ints and (_ID_NAME.search(str(name)) or _row_numbers(block[name].dropna())):
             continue  # an identifier: the per-column rules word it
         summary = {
             "mean": float(mean[i]), "std": float(std[i]), "min": float(low[i]),

@@ -337,7 +337,7 @@ def test_datasets_commands(db_url: str, tmp_path: Path) -> None:
             pd.DataFrame({"k": [1] * 30, "row": range(30), "y": ["a", "b"] * 15}),
             "classification",
             "no_features",
-            "'k' (a single value), 'row' (unique increasing integers)",
+            "'k' (a single value), 'row' (row numbers, counting up by one from 0 or 1)",
         ),
     ],
     ids=["six-rows", "one-row-class", "infinite-target", "only-constant-and-id-columns"],

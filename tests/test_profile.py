@@ -52,6 +52,31 @@ def test_numeric_columns_profiled_at_once_match_the_per_column_rules() -> None:
     assert any("'with_inf' has 1 infinite value" in w for w in fast.warnings)
 
 
+def test_row_numbers_are_identifiers_and_other_increasing_integers_are_features() -> None:
+    rng = np.random.default_rng(0)
+    rows = 60
+    frame = pd.DataFrame(
+        {
+            "index0": range(rows),  # an exported index
+            "row": range(1, rows + 1),
+            "customer_id": rng.permutation(rows) + 5000,  # named like one
+            "year": range(1950, 1950 + rows),  # a yearly series: a feature
+            "time": range(-6000, -6000 + rows),
+            "sorted_size": np.cumsum(rng.integers(1, 9, rows)),  # increasing, not by one
+            "y": rng.normal(size=rows),
+        }
+    )
+    fast = {c.name: c for c in profile_frame(frame).columns}
+    slow = {name: profile_column(name, frame[name]) for name in frame.columns}
+    for profiles in (fast, slow):
+        assert {n: c.kind for n, c in profiles.items() if c.kind == "id"} == dict.fromkeys(
+            ["index0", "row", "customer_id"], "id"
+        )
+        assert profiles["row"].reason == "row numbers, counting up by one from 0 or 1"
+        assert profiles["customer_id"].reason == "unique integers named like an identifier"
+        assert {profiles[n].kind for n in ("year", "time", "sorted_size")} == {"numeric"}
+
+
 def test_a_restated_target_is_found_among_thousands_of_columns() -> None:
     rng = np.random.default_rng(0)
     rows, width = 80, 3000
