@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,66 @@ def backend_url(request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
     request.getfixturevalue("pg_server")
     with pg_schema_url() as url:
         yield url
+
+
+# Three small models, each trained once per backend and put in production: titanic (binary),
+# penguins (multiclass) and diabetes (regression); the HTTP server's and `automl predict`'s tests
+# share them (the server's tests leave every alias as they found it).
+TRAINED = {  # model name → (file, dataset spec, task)
+    "titanic": ("titanic.csv", {"target": "survived", "drop": ["alive"]}, "classification"),
+    "penguins": ("penguins.csv", {"target": "species"}, "classification"),
+    "diabetes": ("diabetes.csv", {"target": "target"}, "regression"),
+}
+
+
+@dataclass
+class Trained:
+    url: str
+    store: Any  # automl.store.base.Store
+    artifacts: Any  # automl.artifacts.ArtifactStore
+    versions: dict[str, Any]  # model name → its ModelVersionRecord in production
+    folder: Path
+
+
+def train_model(folder: Path, store: Any, arts: Any, url: str, name: str, **fields: Any) -> Any:
+    """A seeded 4-trial job (linear and random forest, 3 folds) on one of :data:`TRAINED`, registered
+    under ``name``; ``fields`` override the spec's (e.g. ``seed``, ``candidates``)."""
+    from tests.engine_helpers import run_spec, write_spec
+
+    data_file, dataset, task = TRAINED[name]
+    job_dir = folder / f"{name}-{fields.get('seed', 0)}"
+    job_dir.mkdir()
+    spec: dict[str, Any] = {
+        "budget": {"time_s": None, "trials": 4},
+        "candidates": {"include": ["linear", "random_forest"]},
+    }
+    spec.update(fields)
+    path = write_spec(
+        job_dir, data_file, dataset=dataset, task=task, cv={"folds": 3}, register={"model_name": name}, **spec
+    )
+    job = run_spec(store, arts, url, path)
+    assert job.status == "succeeded", job.error_message
+    version = store.version_for_job(job.id)
+    assert version is not None
+    return version
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
+    """:data:`TRAINED`'s models on a store of each backend, each in production."""
+    from automl import registry
+    from automl.artifacts import ArtifactStore
+    from automl.store import open_store
+
+    folder = tmp_path_factory.mktemp(f"trained-{request.param}")
+    with backend_url(request, folder) as url:
+        store = open_store(url, auto_upgrade=True)
+        arts = ArtifactStore(folder / "artifacts")
+        versions = {name: train_model(folder, store, arts, url, name) for name in TRAINED}
+        for name, version in versions.items():
+            registry.promote(store, arts, name, version.id, by="fixture")
+        yield Trained(url, store, arts, versions, folder)
+        store.close()
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ with the HTTP server (:func:`automl.predict.validate_records`)."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,23 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from automl import registry
-from automl.artifacts import ArtifactStore
 from automl.context import load_model
 from automl.predict import validate_records
-from automl.store import open_store
-from automl.store.base import Store
-from automl.store.records import ModelVersionRecord
-from tests.conftest import DATA, backend_url
-from tests.engine_helpers import run_spec, write_spec
+from tests.conftest import DATA, TRAINED, Trained
 
 pytestmark = pytest.mark.slow  # whole jobs, worker or server processes: left out by `make test-fast`
 
-DATASETS = {  # model name → (file, dataset spec, task)
-    "titanic": ("titanic.csv", {"target": "survived", "drop": ["alive"]}, "classification"),
-    "penguins": ("penguins.csv", {"target": "species"}, "classification"),
-    "diabetes": ("diabetes.csv", {"target": "target"}, "regression"),
-}
+DATASETS = TRAINED
 
 
 # -- the input rules (no store involved) ---------------------------------------------------------
@@ -111,46 +99,14 @@ def test_every_problem_is_reported_at_once_and_extra_columns_pass() -> None:
 # -- the command, on real models -----------------------------------------------------------------
 
 
-@dataclass
-class Env:
-    url: str
-    store: Store
-    artifacts: ArtifactStore
-    versions: dict[str, ModelVersionRecord]
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    """titanic, penguins and diabetes trained once per backend (tiny budgets), each in production."""
-    folder = tmp_path_factory.mktemp(f"predict-{request.param}")
-    with backend_url(request, folder) as url:
-        store = open_store(url, auto_upgrade=True)
-        arts = ArtifactStore(folder / "artifacts")
-        versions = {}
-        for name, (data_file, dataset, task) in DATASETS.items():
-            (folder / name).mkdir()
-            spec = write_spec(
-                folder / name,
-                data_file,
-                dataset=dataset,
-                task=task,
-                budget={"time_s": None, "trials": 4},
-                candidates={"include": ["linear", "random_forest"]},
-                cv={"folds": 3},
-                register={"model_name": name},
-            )
-            job = run_spec(store, arts, url, spec)
-            assert job.status == "succeeded", job.error_message
-            version = store.version_for_job(job.id)
-            assert version is not None
-            registry.promote(store, arts, name, version.id, by="fixture")
-            versions[name] = version
-        yield Env(url, store, arts, versions)
-        store.close()
+@pytest.fixture
+def env(trained: Trained) -> Trained:
+    """titanic, penguins and diabetes, each in production (:func:`tests.conftest.trained`)."""
+    return trained
 
 
 def _automl(
-    env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+    env: Trained, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
 ) -> tuple[int, str, str]:
     """Run the ``automl`` entry point in process on ``env``'s store: (exit code, stdout, stderr)."""
     from automl.cli import common, main
@@ -171,7 +127,7 @@ def _automl(
 
 @pytest.mark.parametrize("name", ["titanic", "penguins", "diabetes"])
 def test_predict_writes_the_models_predictions_and_probabilities(
-    env: Env, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    env: Trained, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = DATA / DATASETS[name][0]  # the target column is there too: it is ignored
     out_file = tmp_path / "preds.csv"
@@ -202,7 +158,7 @@ def test_predict_writes_the_models_predictions_and_probabilities(
 
 
 def test_predict_prints_csv_to_stdout_for_any_reference(
-    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    env: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rows = pd.read_csv(DATA / "penguins.csv").drop(columns="species").head(7)
     source = tmp_path / "rows.csv"
@@ -221,7 +177,7 @@ def test_predict_prints_csv_to_stdout_for_any_reference(
 
 
 def test_missing_columns_exit_2_naming_each(
-    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    env: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = tmp_path / "rows.csv"
     pd.read_csv(DATA / "titanic.csv").drop(columns=["sex", "age", "alone"]).head(5).to_csv(source, index=False)
@@ -237,7 +193,7 @@ def test_missing_columns_exit_2_naming_each(
 
 
 def test_unreadable_values_exit_2_naming_column_and_line(
-    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    env: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     frame = pd.read_csv(DATA / "titanic.csv", dtype=str).head(5)
     frame.loc[1, "age"] = "old"
@@ -252,7 +208,7 @@ def test_unreadable_values_exit_2_naming_column_and_line(
 
 
 def test_unknown_model_or_missing_file_exit_2(
-    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    env: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = DATA / "titanic.csv"
     code, _, stderr = _automl(env, monkeypatch, capsys, "predict", "nope", "--input", str(source))

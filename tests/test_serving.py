@@ -1,7 +1,8 @@
 """The HTTP model server on real trained models, on SQLite and on PostgreSQL.
 
-Models are trained once per backend (module-scoped, tiny budgets); each test leaves the aliases as
-it found them. Most tests drive the app in process with FastAPI's TestClient and alias polling
+Models are trained once per backend (tiny budgets; titanic, penguins and diabetes shared with
+the `automl predict` tests, see ``tests.conftest.trained``); each test leaves the aliases as it
+found them. Most tests drive the app in process with FastAPI's TestClient and alias polling
 off (``app.state.models.refresh()`` stands in for a poll); the hot-swap test runs the real
 ``automl serve`` in a subprocess under concurrent load while ``automl promote``/``rollback`` run
 in other processes.
@@ -33,11 +34,9 @@ from automl import registry
 from automl.artifacts import ArtifactStore
 from automl.context import load_model
 from automl.serving import ServeSettings, create_app
-from automl.store import open_store
 from automl.store.base import Store
 from automl.store.records import ModelVersionRecord
-from tests.conftest import DATA, backend_url
-from tests.engine_helpers import run_spec, write_spec
+from tests.conftest import DATA, Trained, train_model
 
 pytestmark = pytest.mark.slow
 
@@ -58,39 +57,18 @@ class Env:
     versions: dict[str, ModelVersionRecord]  # "titanic", "titanic2", "titanic3", "penguins", "diabetes"
 
 
-def _train(env_dir: Path, store: Store, arts: ArtifactStore, url: str, name: str, **fields: Any) -> ModelVersionRecord:
-    data_file, dataset, task, _ = DATASETS[name]
-    folder = env_dir / f"{name}-{fields.get('seed', 0)}"
-    folder.mkdir()
-    spec = {"budget": {"time_s": None, "trials": 4}, "candidates": {"include": ["linear", "random_forest"]}}
-    spec.update(fields)
-    path = write_spec(
-        folder, data_file, dataset=dataset, task=task, cv={"folds": 3}, register={"model_name": name}, **spec
-    )
-    job = run_spec(store, arts, url, path)
-    assert job.status == "succeeded", job.error_message
-    version = store.version_for_job(job.id)
-    assert version is not None
-    return version
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    folder = tmp_path_factory.mktemp(f"serving-{request.param}")
-    with backend_url(request, folder) as url:
-        store = open_store(url, auto_upgrade=True)
-        arts = ArtifactStore(folder / "artifacts")
-        versions = {
-            "titanic": _train(folder, store, arts, url, "titanic"),
-            "titanic2": _train(folder, store, arts, url, "titanic", seed=1, candidates={"include": ["linear"]}),
-            "titanic3": _train(folder, store, arts, url, "titanic", seed=2, candidates={"include": ["linear"]}),
-            "penguins": _train(folder, store, arts, url, "penguins"),
-            "diabetes": _train(folder, store, arts, url, "diabetes"),
-        }
-        for name in DATASETS:
-            registry.promote(store, arts, name, versions[name].id, by="fixture")
-        yield Env(url, store, arts, versions)
-        store.close()
+@pytest.fixture(scope="module")
+def env(trained: Trained) -> Env:
+    """The shared models (:func:`tests.conftest.trained`) and two more titanic versions (linear
+    only, seeds 1 and 2), which stay out of production."""
+    more = {
+        f"titanic{seed + 1}": train_model(
+            trained.folder, trained.store, trained.artifacts, trained.url, "titanic", seed=seed,
+            candidates={"include": ["linear"]},
+        )
+        for seed in (1, 2)
+    }  # fmt: skip
+    return Env(trained.url, trained.store, trained.artifacts, {**trained.versions, **more})
 
 
 @pytest.fixture(autouse=True)
