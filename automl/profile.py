@@ -352,7 +352,7 @@ def with_target(profile: DatasetProfile, frame: pd.DataFrame, target: str, task:
     if tprof.class_counts:
         smallest = min(tprof.class_counts.values())
         if smallest / max(sum(tprof.class_counts.values()), 1) < 0.05:
-            warnings.append(f"class imbalance: the smallest class has {smallest} rows")
+            warnings.append(f"class imbalance: the smallest class has {smallest} row{'' if smallest == 1 else 's'}")
     missing = int(frame[target].isna().sum())
     if missing:
         warnings.append(f"{missing} rows have no target value; they are left out")

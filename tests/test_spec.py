@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -554,6 +555,26 @@ def test_validate_command_on_shipped_specs(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     for path in SHIPPED:
         assert path.name in result.output
+
+
+def test_validate_notes_what_the_job_will_leave_out_of_valid_data(tmp_path: Path) -> None:
+    frame = pd.read_csv(DATA / "penguins.csv")
+    frame.loc[5, "species"] = "Unseen"  # a class of one row: its row is left out, not refused
+    frame.to_csv(tmp_path / "penguins.csv", index=False)
+    doc = {
+        "spec_version": 1,
+        "name": "p",
+        "task": "classification",
+        "dataset": {"path": "penguins.csv", "target": "species"},
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(doc))
+    result = _cli(["validate", "--json", str(tmp_path / "spec.json")], tmp_path)
+    assert result.exit_code == 0, result.output
+    [checked] = json.loads(result.stdout)
+    assert checked["valid"] and any("'Unseen'" in n and "1 row(s) are left out" in n for n in checked["notes"])
+    # The shipped titanic spec drops `alive` itself: no note restates that.
+    shipped = json.loads(_cli(["validate", "--json", str(REPO / "jobspecs" / "titanic.json")], tmp_path).stdout)
+    assert shipped[0]["notes"] and not [n for n in shipped[0]["notes"] if "'alive'" in n]
 
 
 def test_validate_command_on_a_broken_copy(tmp_path: Path) -> None:

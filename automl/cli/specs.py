@@ -32,7 +32,9 @@ def validate(
     for path in files:
         try:
             loaded = load_spec_file(path, check_data=not no_data)
-            results.append({"file": str(path), "valid": True, "problems": [], "task": loaded.spec.task})
+            results.append(
+                {"file": str(path), "valid": True, "problems": [], "task": loaded.spec.task, "notes": _notes(loaded)}
+            )
         except SpecInvalid as exc:
             results.append({"file": str(path), "valid": False, "problems": [p.to_dict() for p in exc.problems]})
     if json_out:
@@ -42,6 +44,8 @@ def validate(
         for result in results:
             if result["valid"]:
                 out.print(f"[green]✓[/] {plain(str(result['file']))}")
+                for note in result["notes"]:
+                    out.print(f"  [yellow]note:[/] {plain(note)}")
                 continue
             problems = result["problems"]
             out.print(f"[red]✗[/] {plain(str(result['file']))}: {len(problems)} problem(s)")
@@ -53,6 +57,22 @@ def validate(
             out.print(table)
     if not all(r["valid"] for r in results):
         raise typer.Exit(2)
+
+
+def _notes(loaded: Any) -> list[str]:
+    """What a job will do to the spec's data beyond the spec (the profile's warnings: columns it drops,
+    rows it leaves out, a rare class), when the data was read to check the spec; none about the
+    columns the spec itself leaves out."""
+    if loaded.table is None:
+        return []
+    from automl.profile import profile_frame, resolve_task, with_target
+
+    ds = loaded.spec.dataset
+    frame = loaded.table.frame
+    task = resolve_task(frame[ds.target], loaded.spec.task)
+    left_out = tuple(f"column '{c}' " for c in [*ds.drop, *([ds.id_column] if ds.id_column else [])])
+    warnings = with_target(profile_frame(frame), frame, ds.target, task).warnings
+    return [w for w in warnings if not w.startswith(left_out)]  # not about the columns the spec drops
 
 
 def schema(
