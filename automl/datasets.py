@@ -12,7 +12,7 @@ import pandas as pd
 
 from automl.artifacts import ArtifactStore, sha256_bytes
 from automl.errors import DatasetInvalid, DatasetNotFound, DatasetUnreadable, Problem
-from automl.profile import MIN_CLASS_ROWS, profile_frame, rare_classes
+from automl.profile import MIN_CLASS_ROWS, listed_classes, profile_frame, rare_classes
 from automl.store.base import Store
 from automl.store.records import DatasetRecord, NewDataset
 
@@ -287,16 +287,15 @@ def target_problems(
     rare = rare_classes(present)
     kept = present[~present.isin(rare)]
     if rare and (kept.nunique() < 2 or len(kept) < MIN_ROWS):
-        listed = ", ".join(repr(c) for c in rare[:5]) + (f" and {len(rare) - 5} more" if len(rare) > 5 else "")
         problems.append(
             Problem(
                 "DATASET_INVALID",
                 "dataset.target",
                 "class_too_small",
-                f"class(es) {listed} of target '{target}' have fewer than {MIN_CLASS_ROWS} rows and would be left "
-                f"out, which leaves {kept.nunique()} class(es) in {len(kept)} rows; a job needs two classes and "
-                f"{MIN_ROWS} rows (each class needs rows to train on and rows to be scored on: merge rare classes "
-                "or add rows)",
+                f"class(es) {listed_classes(rare)} of target '{target}' have fewer than {MIN_CLASS_ROWS} rows and "
+                f"would be left out, which leaves {kept.nunique()} class(es) in {len(kept)} rows; a job needs two "
+                f"classes and {MIN_ROWS} rows (each class needs rows to train on and rows to be scored on: merge "
+                "rare classes or add rows)",
                 target,
             )
         )

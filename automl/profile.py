@@ -342,6 +342,12 @@ def rare_classes(y: pd.Series) -> list[Any]:
     return sorted(rare, key=str)
 
 
+def listed_classes(classes: list[Any], limit: int = 5) -> str:
+    """Classes named for a message: the first ``limit`` quoted, then how many more."""
+    more = f" and {len(classes) - limit} more" if len(classes) > limit else ""
+    return ", ".join(repr(c) for c in classes[:limit]) + more
+
+
 def with_target(profile: DatasetProfile, frame: pd.DataFrame, target: str, task: str) -> DatasetProfile:
     """Add the target analysis (summary, leak columns, imbalance) to a frame's profile."""
     tprof = profile_target(frame, target, task)
@@ -358,9 +364,8 @@ def with_target(profile: DatasetProfile, frame: pd.DataFrame, target: str, task:
         warnings.append(f"{missing} rows have no target value; they are left out")
     rare = rare_classes(frame[target]) if task != "regression" else []
     if rare:
-        listed = ", ".join(repr(c) for c in rare[:5]) + (f" and {len(rare) - 5} more" if len(rare) > 5 else "")
         warnings.append(
-            f"class(es) {listed} of target '{target}' have fewer than {MIN_CLASS_ROWS} rows; their "
+            f"class(es) {listed_classes(rare)} of target '{target}' have fewer than {MIN_CLASS_ROWS} rows; their "
             f"{int(frame[target].isin(rare).sum())} row(s) are left out (a class seen once can be neither "
             "learned nor scored), and the model does not predict them"
         )

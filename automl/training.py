@@ -387,7 +387,8 @@ def with_fold_models(
         return model
     start = time.monotonic()
     fold_models = store.get_object(*folds)
-    if deadline is not None and deadline - time.monotonic() < BAG_LOADS_ROOM * (time.monotonic() - start) + 0.2:
+    loaded = time.monotonic()
+    if deadline is not None and deadline - loaded < BAG_LOADS_ROOM * (loaded - start) + 0.2:
         return model
     n_classes = data.n_classes if data.task != "regression" else 0
     return FoldBag(model, fold_models, n_classes)

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from automl.artifacts import ArtifactStore
 from automl.context import load_model
 from automl.errors import ArtifactCorrupt
+from automl.registry import model_card
 from automl.store import open_store
 from tests.conftest import DATA
 from tests.engine_helpers import automl_in, run_spec, write_spec
@@ -210,8 +211,6 @@ def test_a_class_seen_once_is_left_out_and_the_job_still_ends_with_a_model(tmp_p
     [warning] = [w for w in job.profile["warnings"] if "'Unseen'" in w]
     assert "1 row(s) are left out" in warning
     version = store.version_for_job(job.id)
-    from automl.registry import model_card
-
     model = load_model(store, arts, version.id)
     assert list(model.classes_) == ["Adelie", "Chinstrap", "Gentoo"]
     proba = model.predict_proba(frame)
