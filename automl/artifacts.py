@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -32,13 +33,26 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def object_bytes(obj: Any) -> bytes:
-    """``obj`` pickled by joblib, as :meth:`ArtifactStore.put_object` writes it."""
-    import joblib
+# What every array in a file that ``joblib.dump`` wrote is pickled as (the files of earlier versions).
+JOBLIB_ARRAY = b"NumpyArrayWrapper"
 
-    buffer = io.BytesIO()
-    joblib.dump(obj, buffer)  # uncompressed: saving a large forest must take predictable time
-    return buffer.getvalue()
+
+def object_bytes(obj: Any) -> bytes:
+    """``obj`` pickled, as :meth:`ArtifactStore.put_object` writes it: the C pickler at protocol 5,
+    uncompressed (saving a large forest must take predictable time). A forest of 300 trees pickles
+    about 13 times faster than through ``joblib.dump``, whose pickler is pure Python so that it can
+    write arrays apart, and loads about 6 times faster; ``joblib.load`` reads these files too."""
+    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load_object(data: bytes) -> Any:
+    """What :func:`object_bytes` wrote, or what ``joblib.dump`` wrote (the models of earlier versions),
+    unpickled. Only for bytes whose checksum was verified."""
+    if JOBLIB_ARRAY in data:  # joblib writes arrays beside the pickle stream: only it reads them back
+        import joblib
+
+        return joblib.load(io.BytesIO(data))
+    return pickle.loads(data)
 
 
 class _ByteCounter:
@@ -55,8 +69,6 @@ class _ByteCounter:
 
 def pickled_size(obj: Any) -> int:
     """The bytes ``obj`` takes pickled (about what :func:`object_bytes` writes), without holding them."""
-    import pickle
-
     counter = _ByteCounter()
     pickle.dump(obj, counter, protocol=pickle.HIGHEST_PROTOCOL)
     return counter.count
@@ -122,11 +134,9 @@ class ArtifactStore:
         return data
 
     def put_object(self, key: str, obj: Any) -> str:
-        """Pickle ``obj`` with joblib at ``key``; returns the sha256 of the file."""
+        """Pickle ``obj`` at ``key`` (:func:`object_bytes`); returns the sha256 of the file."""
         return self.put_bytes(key, object_bytes(obj))
 
     def get_object(self, key: str, sha256: str) -> Any:
-        """Load a joblib object after verifying its checksum (never unpickle unverified bytes)."""
-        import joblib
-
-        return joblib.load(io.BytesIO(self.get_bytes(key, sha256)))
+        """Load an object after verifying its checksum (never unpickle unverified bytes)."""
+        return load_object(self.get_bytes(key, sha256))

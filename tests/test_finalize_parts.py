@@ -158,3 +158,30 @@ def test_the_writers_room_for_a_member_is_its_measured_save_or_its_sizes_estimat
     assert _save_room(arts, "extra_trees", {"key": "m.joblib"}) == pytest.approx(10 * ARRAY_SAVE_S_PER_MB)
     # A booster is parsed on load: its size's estimate stands when the save alone was quick.
     assert _save_room(arts, "lightgbm", {"key": "m.joblib", "save_s": 0.01}) == pytest.approx(10 * SAVE_S_PER_MB)
+
+
+def test_models_saved_by_joblib_before_still_load_and_models_saved_now_load_with_joblib(tmp_path: Path) -> None:
+    """Models are pickled by the C pickler now (a forest saves many times faster); files that
+    ``joblib.dump`` wrote (arrays stored beside the pickle stream) still load, and a user's
+    ``joblib.load`` still reads a saved model."""
+    import joblib
+    from sklearn.ensemble import RandomForestClassifier
+
+    from automl.artifacts import JOBLIB_ARRAY
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, 4)), rng.integers(0, 2, 200)
+    forest = RandomForestClassifier(20, random_state=0).fit(X, y)
+    expected = forest.predict_proba(X)
+    arts = ArtifactStore(tmp_path)
+
+    old = io.BytesIO()
+    joblib.dump(forest, old)
+    assert JOBLIB_ARRAY in old.getvalue()  # the marker the loader tells the two formats apart by
+    old_sha = arts.put_bytes("models/old.joblib", old.getvalue())
+    np.testing.assert_array_equal(arts.get_object("models/old.joblib", old_sha).predict_proba(X), expected)
+
+    new_sha = arts.put_object("models/new.joblib", forest)
+    assert JOBLIB_ARRAY not in arts.path("models/new.joblib").read_bytes()
+    np.testing.assert_array_equal(arts.get_object("models/new.joblib", new_sha).predict_proba(X), expected)
+    np.testing.assert_array_equal(joblib.load(arts.path("models/new.joblib")).predict_proba(X), expected)
