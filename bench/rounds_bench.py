@@ -3,9 +3,9 @@
 For each data set in ../shared/datasets/manifest.json (or ``--only``), draws ``--reps`` random
 training sets of ``--rows`` rows (fewer where the set lacks 30 more; stratified for classes),
 fits the default LightGBM, LightGBM with extremely randomised trees and XGBoost (``--catboost``
-adds CatBoost) on each, and scores them on every other row with the task's default metric (log
-loss on probabilities clipped at 1e-4). Each fit is made three ways, by setting
-``automl.candidates.boosting``'s thresholds:
+adds CatBoost; ``--families`` names the ones to fit) on each, and scores them on every other row
+with the task's default metric (log loss on probabilities clipped at 1e-4). Each fit is made
+three ways, by setting ``automl.candidates.boosting``'s thresholds:
 
 - ``split``: early stopping on one inner 15 % split, then a refit of the kept rounds on every row;
 - ``cv``: the round count cross-validated on 5 folds, then a refit on every row;
@@ -14,6 +14,7 @@ loss on probabilities clipped at 1e-4). Each fit is made three ways, by setting
 Prints the mean score and fit seconds of each, for bench/RESULTS.md.
 
     python bench/rounds_bench.py [--rows 400] [--reps 6] [--only mpg,titanic] [--catboost]
+    python bench/rounds_bench.py --families catboost    # of: lightgbm, lightgbm_xt, xgboost, catboost
 """
 
 from __future__ import annotations
@@ -35,23 +36,32 @@ MODES = {  # (ROUNDS_CV_MAX_ROWS, ROUNDS_CV_MIN_ROWS): which branch of Booster.f
 }
 
 
+FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {  # name -> (family, params)
+    "lightgbm": ("lightgbm", {}),
+    "lightgbm_xt": ("lightgbm", {"extra_trees": True}),
+    "xgboost": ("xgboost", {}),
+    "catboost": ("catboost", {}),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=400)
     parser.add_argument("--reps", type=int, default=6)
     parser.add_argument("--only", default="")
     parser.add_argument("--catboost", action="store_true")
+    parser.add_argument("--families", default="", help="Comma-separated, of: " + ", ".join(FAMILIES))
     args = parser.parse_args()
     import pandas as pd
     from sklearn.model_selection import train_test_split
 
-    families: list[tuple[str, dict[str, Any]]] = [
-        ("lightgbm", {}),
-        ("lightgbm", {"extra_trees": True}),
-        ("xgboost", {}),
-    ]
-    if args.catboost:
-        families.append(("catboost", {}))
+    names = args.families.split(",") if args.families else ["lightgbm", "lightgbm_xt", "xgboost"]
+    if args.catboost and "catboost" not in names:
+        names.append("catboost")
+    unknown = sorted(set(names) - set(FAMILIES))
+    if unknown:
+        parser.error(f"unknown families {unknown}: choose from {', '.join(FAMILIES)}")
+    families = [FAMILIES[name] for name in names]
     wanted = set(filter(None, args.only.split(",")))
     print(f"| data set | metric | model | {' | '.join(MODES)} | fit s ({' / '.join(MODES)}) |")
     print(f"|---|---|---|{'---|' * len(MODES)}---|")
