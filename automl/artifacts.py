@@ -40,8 +40,9 @@ JOBLIB_ARRAY = b"NumpyArrayWrapper"
 def object_bytes(obj: Any) -> bytes:
     """``obj`` pickled, as :meth:`ArtifactStore.put_object` writes it: the C pickler at protocol 5,
     uncompressed (saving a large forest must take predictable time). A forest of 300 trees pickles
-    about 13 times faster than through ``joblib.dump``, whose pickler is pure Python so that it can
-    write arrays apart, and loads about 6 times faster; ``joblib.load`` reads these files too."""
+    4 to 13 times faster than through ``joblib.dump``, whose pickler is pure Python so that it can
+    write arrays apart, and loads 4 to 6 times faster (bench/RESULTS.md); ``joblib.load`` reads
+    these files too."""
     return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -68,7 +69,7 @@ class _ByteCounter:
 
 
 def pickled_size(obj: Any) -> int:
-    """The bytes ``obj`` takes pickled (about what :func:`object_bytes` writes), without holding them."""
+    """The bytes :func:`object_bytes` writes for ``obj``, counted without holding them."""
     counter = _ByteCounter()
     pickle.dump(obj, counter, protocol=pickle.HIGHEST_PROTOCOL)
     return counter.count
