@@ -235,13 +235,16 @@ def reserve_seconds(
     greater_is_better: bool,
     scored: list[tuple[float, float, str]] | None = None,
     speedup: Callable[[str], float] | None = None,
+    predict_scale: float = 0.0,
 ) -> float:
     """Time kept back for finalizing: its fixed cost plus the refit cost (a trial's summed fit
     seconds times ``refit_scale``, over the family's ``speedup`` on the final fits' threads), with
     margin, of the models the ensemble is likely to take: the best few, and the best of each of the
     three leading families (the diverse members), as many of those refits as fit under the cap (a
     third of the wall or so): the best trial's first, then the others cheapest first. ``scored`` is
-    every scored trial of the job (all workers'); by default this caller's own."""
+    every scored trial of the job (all workers'); by default this caller's own. A best trial
+    whose refit is not waited for is registered as its trial fitted it, which still predicts the
+    holdout rows: ``predict_scale`` times its fit seconds (:attr:`JobData.predict_scale`), kept too."""
     if limits.wall_end is None or progress.wall_s is None:
         return 0.0
     scored = progress.scored if scored is None else scored
@@ -266,6 +269,9 @@ def reserve_seconds(
     reserve = fixed + limits.refit_extra_s
     if reserve + costs[0] <= LEAD_RESERVE_SHARE * progress.wall_s:
         reserve += costs[0]
+        cap = max(cap, reserve)
+    else:
+        reserve = min(reserve + 1.5 * likely[0][1] * predict_scale, LEAD_RESERVE_SHARE * progress.wall_s)
         cap = max(cap, reserve)
     for cost in sorted(costs[1:]):
         if reserve + cost > cap:
@@ -729,8 +735,9 @@ def tune(
                     job_scored, read_at, own_at_read = scored_trials(store, job_id), now, len(progress.scored)
                 scored = job_scored + progress.scored[own_at_read:]  # and this caller's since the read
                 tune_end = limits.wall_end - reserve_seconds(
-                    progress, data.refit_scale, limits, metric.greater_is_better, scored, data.refit_speedup
-                )
+                    progress, data.refit_scale, limits, metric.greater_is_better, scored, data.refit_speedup,
+                    data.predict_scale,
+                )  # fmt: skip
                 if starting and now >= tune_end - 0.25:
                     progress.out_of_time = True
                     starting = False

@@ -226,6 +226,41 @@ def test_the_row_ramp_trains_later_rungs_on_more_rows_and_a_pruned_trial_stops_e
         assert result["stopped"] is None and len(result["oof"][valid]) == len(valid)
 
 
+def test_a_smaller_rung_is_scored_on_its_share_of_the_validation_rows_the_same_for_every_trial(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from automl import training
+
+    monkeypatch.setattr(training, "CHECK_MIN_REMAINING_S", 0.0)
+    monkeypatch.setattr(training, "RUNG_FIRST_ROWS", 500)
+    data = _data(_frame(30_000, 4), scheme="holdout")
+    train, valid = data.folds[0]
+    rungs = training.row_rungs(len(train))
+    assert rungs[:3] == [500, 2_000, 8_000]
+    predicted: list[list[np.ndarray]] = []
+    predict = training.predict_matrix
+
+    def predict_and_record(model: object, X: pd.DataFrame, task: str, n_classes: int) -> np.ndarray:
+        predicted[-1].append(X.index.to_numpy())
+        return predict(model, X, task, n_classes)
+
+    monkeypatch.setattr(training, "predict_matrix", predict_and_record)
+    for params in ({"C": 1.0}, {"C": 0.01}):
+        predicted.append([])
+        parent = _Parent("go")
+        training.cross_validate(parent, data, "linear", params)
+        assert [step for _, step, _ in parent.asked] == list(range(len(rungs) - 1))
+    first, second = predicted
+    # Each smaller rung on the split's share of the validation rows (at least half a first rung),
+    # the last on every one.
+    share = len(valid) / len(train)
+    expected = [max(250, round(share * size)) for size in rungs[:-1]]
+    assert expected[0] == 250 and expected[-1] > 250 and expected[-1] < len(valid)
+    assert [len(rows) for rows in first] == [*expected, len(valid)]
+    assert all(set(rows) <= set(data.X.index[valid]) for rows in first)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))  # comparable rung scores
+
+
 def test_a_row_rung_prunes_against_every_trial_that_reached_it_not_only_the_finished_ones() -> None:
     import optuna
 
@@ -505,6 +540,11 @@ def test_the_reserve_keeps_time_for_the_best_trials_refit_before_cheaper_ones() 
     # A best refit longer than the cap is not waited for; the others are kept.
     slow = [(0.70, 40.0, "hist_gradient_boosting"), (0.80, 6.0, "svm"), (0.90, 5.0, "catboost")]
     assert reserve_seconds(progress, 1.0, limits, False, slow) == pytest.approx(fixed + 7.5 + 9.0)
+    # Registered as its trial fitted it, it still predicts the holdout rows (a tenth of its trial's).
+    predicted = reserve_seconds(progress, 1.0, limits, False, slow, predict_scale=0.1)
+    assert predicted == pytest.approx(fixed + 1.5 * 40.0 * 0.1 + 7.5)
+    # That prediction is kept back up to half the wall, as a refit would be.
+    assert reserve_seconds(progress, 1.0, limits, False, slow, predict_scale=0.5) == pytest.approx(30.0)
     # One past the others' cap (a third of the wall or so) but within half the wall is kept, alone.
     slower = [(0.70, 16.0, "hist_gradient_boosting"), (0.80, 1.0, "svm"), (0.90, 1.0, "catboost")]
     assert reserve_seconds(progress, 1.0, limits, False, slower) == pytest.approx(fixed + 24.0)
