@@ -114,11 +114,15 @@ class JobData:
 
     @property
     def predict_scale(self) -> float:
-        """A trial's fit predicting the holdout rows costs about this times its summed fit seconds:
-        a boosted tree costs about as much per row and round to predict as to train (see
-        :func:`time_share_s`). LightGBM's trial fit on diamonds_x10 (9.2 s on 166,666 rows) took
-        7.6 s to load and predict the 109,050 holdout rows."""
+        """The holdout rows over the rows a trial's fits trained on."""
         return len(self.y_holdout) / max(sum(len(train) for train, _ in self.folds), 1)
+
+    def predict_estimate(self, family: str, fit_s: float) -> float:
+        """Seconds a trial's fit of ``family`` (``fit_s`` seconds) takes to predict the holdout rows:
+        its fit seconds per row, times the family's ``predict_cost``, times the holdout rows.
+        LightGBM's trial fit on diamonds_x10 (9.2 s on 166,666 rows) took 7.6 s to load and predict
+        the 109,050 holdout rows."""
+        return fit_s * self.predict_scale * predict_cost(family)
 
     def refit_speedup(self, family: str) -> float:
         """How much faster a ``family`` final fit runs than its trials did: the final fit has
@@ -203,6 +207,13 @@ def prepare_data(
     )  # fmt: skip
 
 
+def predict_cost(family: str) -> float:
+    """The family's ``predict_cost`` (:class:`automl.candidates.base.Family`)."""
+    from automl.candidates import get_family
+
+    return get_family(family).predict_cost
+
+
 def build(data: JobData, family: str, params: dict[str, Any]) -> Any:
     from automl.candidates import build_estimator
 
@@ -284,8 +295,9 @@ def net_time_s(deadline: float, parts: int, after_s: float = 0.0) -> float:
 def time_share_s(deadline: float, parts: int, predicted_per_trained: float = 0.0) -> float:
     """Seconds one of ``parts`` remaining fits may train so that all of them (with their
     predictions) end by ``deadline``. ``predicted_per_trained``: the rows each fit then predicts
-    over the rows it trains on, when that prediction is worth counting (one holdout split of large
-    data). A boosted tree costs about as much to predict per row and round as to train: LightGBM's
+    over the rows it trains on, times the family's ``predict_cost``, when that prediction is worth
+    counting (one holdout split of large data). A boosted tree can cost about as much to predict per
+    row and round as to train: LightGBM's
     defaults on diamonds_x10 (141,000 rows, 1,000 rounds, one thread) trained in 9.2 s and predicted
     the 43,035 validation rows in 2.5 s; left out of the share, that prediction passed the trial's
     cap and the trial ended with nothing."""
@@ -347,7 +359,7 @@ def cross_validate(
             # Boosted trees stop adding rounds when their share of the time is used, and keep
             # what they have, rather than being killed with nothing. On one split (large data)
             # the share leaves room to predict its validation rows.
-            predicted = len(valid) / len(train) if len(data.folds) == 1 else 0.0
+            predicted = len(valid) / len(train) * predict_cost(family) if len(data.folds) == 1 else 0.0
             model.set_params(model__max_time_s=time_share_s(deadline, len(data.folds) - k, predicted))
         start = time.perf_counter()
         with watch:
@@ -432,7 +444,7 @@ def _ramp_rows(
         scored = sample_rows(valid, data.y, rung_scored_rows(size, len(train), len(valid)), data.seed, stratify)
         model = build(data, family, params)
         if deadline is not None and "max_time_s" in model.named_steps["model"].get_params():
-            share = time_share_s(deadline, 1, len(valid) / len(train))
+            share = time_share_s(deadline, 1, len(valid) / len(train) * predict_cost(family))
             model.set_params(model__max_time_s=share * size / len(train))
         start = time.perf_counter()
         model.fit(data.X.iloc[rows], data.y[rows])

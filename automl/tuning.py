@@ -235,7 +235,7 @@ def reserve_seconds(
     greater_is_better: bool,
     scored: list[tuple[float, float, str]] | None = None,
     speedup: Callable[[str], float] | None = None,
-    predict_scale: float = 0.0,
+    predict_s: Callable[[str, float], float] | None = None,
 ) -> float:
     """Time kept back for finalizing: its fixed cost plus the refit cost (a trial's summed fit
     seconds times ``refit_scale``, over the family's ``speedup`` on the final fits' threads), with
@@ -244,7 +244,7 @@ def reserve_seconds(
     third of the wall or so): the best trial's first, then the others cheapest first. ``scored`` is
     every scored trial of the job (all workers'); by default this caller's own. A best trial
     whose refit is not waited for is registered as its trial fitted it, which still predicts the
-    holdout rows: ``predict_scale`` times its fit seconds (:attr:`JobData.predict_scale`), kept too."""
+    holdout rows: ``predict_s(family, fit seconds)`` (:meth:`JobData.predict_estimate`), kept too."""
     if limits.wall_end is None or progress.wall_s is None:
         return 0.0
     scored = progress.scored if scored is None else scored
@@ -271,7 +271,8 @@ def reserve_seconds(
         reserve += costs[0]
         cap = max(cap, reserve)
     else:
-        reserve = min(reserve + 1.5 * likely[0][1] * predict_scale, LEAD_RESERVE_SHARE * progress.wall_s)
+        predicted = predict_s(likely[0][2], likely[0][1]) if predict_s is not None else 0.0
+        reserve = min(reserve + 1.5 * predicted, LEAD_RESERVE_SHARE * progress.wall_s)
         cap = max(cap, reserve)
     for cost in sorted(costs[1:]):
         if reserve + cost > cap:
@@ -736,7 +737,7 @@ def tune(
                 scored = job_scored + progress.scored[own_at_read:]  # and this caller's since the read
                 tune_end = limits.wall_end - reserve_seconds(
                     progress, data.refit_scale, limits, metric.greater_is_better, scored, data.refit_speedup,
-                    data.predict_scale,
+                    data.predict_estimate,
                 )  # fmt: skip
                 if starting and now >= tune_end - 0.25:
                     progress.out_of_time = True

@@ -540,14 +540,37 @@ def test_the_reserve_keeps_time_for_the_best_trials_refit_before_cheaper_ones() 
     # A best refit longer than the cap is not waited for; the others are kept.
     slow = [(0.70, 40.0, "hist_gradient_boosting"), (0.80, 6.0, "svm"), (0.90, 5.0, "catboost")]
     assert reserve_seconds(progress, 1.0, limits, False, slow) == pytest.approx(fixed + 7.5 + 9.0)
-    # Registered as its trial fitted it, it still predicts the holdout rows (a tenth of its trial's).
-    predicted = reserve_seconds(progress, 1.0, limits, False, slow, predict_scale=0.1)
+    # Registered as its trial fitted it, it still predicts the holdout rows (a tenth of its fit's time).
+    predicted = reserve_seconds(progress, 1.0, limits, False, slow, predict_s=lambda family, fit_s: 0.1 * fit_s)
     assert predicted == pytest.approx(fixed + 1.5 * 40.0 * 0.1 + 7.5)
     # That prediction is kept back up to half the wall, as a refit would be.
-    assert reserve_seconds(progress, 1.0, limits, False, slow, predict_scale=0.5) == pytest.approx(30.0)
+    half = reserve_seconds(progress, 1.0, limits, False, slow, predict_s=lambda family, fit_s: 0.5 * fit_s)
+    assert half == pytest.approx(30.0)
     # One past the others' cap (a third of the wall or so) but within half the wall is kept, alone.
     slower = [(0.70, 16.0, "hist_gradient_boosting"), (0.80, 1.0, "svm"), (0.90, 1.0, "catboost")]
     assert reserve_seconds(progress, 1.0, limits, False, slower) == pytest.approx(fixed + 24.0)
+
+
+def test_the_fallback_registers_the_best_kept_trial_fit_that_can_predict_the_holdout_in_time() -> None:
+    import dataclasses
+
+    from automl.finalize import kept_fit_in_time
+
+    data = _data(_frame(30_000, 4), scheme="holdout")
+    assert 0.2 < data.predict_scale < 0.4  # holdout rows over the trial's training rows
+    # A fit's prediction costs its fit seconds per row times the family's predict cost.
+    assert data.predict_estimate("lightgbm", 10.0) == pytest.approx(10.0 * data.predict_scale * 1.3)
+    assert data.predict_estimate("catboost", 10.0) < 0.1 * data.predict_estimate("lightgbm", 10.0)
+    # Best first: slow boosting fits (CatBoost's oblivious trees predict quickly), a quicker one, a linear fit.
+    fits = [("lightgbm", 40.0), ("catboost", 40.0), ("xgboost", 5.0), ("linear", 1.0)]
+    kept = [
+        dataclasses.replace(_trial_run(family, fit_s), id=i, model_uri=f"trial-{i}.joblib")
+        for i, (family, fit_s) in enumerate(fits)
+    ]
+    assert kept_fit_in_time(kept, data, 30.0).family == "lightgbm"
+    assert kept_fit_in_time(kept, data, 5.0).family == "catboost"  # the best one that still fits
+    assert kept_fit_in_time(kept[2:], data, 1.0).family == "xgboost"
+    assert kept_fit_in_time(kept[2:], data, 0.1).family == "linear"  # none fits: the quickest
 
 
 def test_the_model_card_counts_the_rows_each_member_learned_from() -> None:

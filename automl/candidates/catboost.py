@@ -131,4 +131,5 @@ FAMILY = Family(
     build=build,
     selected_reason=selected_reason,
     thread_gain=0.3,
+    predict_cost=0.07,
 )

@@ -152,4 +152,5 @@ FAMILY = Family(
     build=build,
     selected_reason=selected_reason,
     thread_gain=0.4,
+    predict_cost=1.1,
 )

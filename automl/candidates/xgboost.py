@@ -134,4 +134,5 @@ FAMILY = Family(
     build=build,
     selected_reason=selected_reason,
     thread_gain=0.2,
+    predict_cost=0.4,
 )
