@@ -26,7 +26,15 @@ from automl.model import assemble
 from automl.sandbox import ChildCrashed, ChildError, ChildTimeout, openmp_single_threaded, run_in_child
 from automl.store.base import Store
 from automl.store.records import JobRecord, ModelVersionRecord, NewMetric, NewModelVersion, RunRecord, RunResult
-from automl.training import TF_IMPORT_S, JobData, fit_all_rows, predict_trial_model, refit, save_s_per_mb
+from automl.training import (
+    ESTIMATE_MARGIN,
+    TF_IMPORT_S,
+    JobData,
+    fit_all_rows,
+    predict_trial_model,
+    refit,
+    save_s_per_mb,
+)
 
 # Past the wall, a fallback refit (the cheapest model, when the best could not be refit in time)
 # may use this share of the budget, at most MAX_GRACE_S: a model a moment late beats no model.
@@ -92,17 +100,26 @@ def refit_estimate(run: RunRecord, data: JobData) -> float:
     return 1.25 * (run.fit_seconds or 0.0) * data.refit_scale / data.refit_speedup(run.family) + start_up
 
 
+def kept_predict_estimate(run: RunRecord, data: JobData) -> float:
+    """Seconds the fit ``run``'s trial kept (holdout scheme) is expected to take to predict the
+    holdout rows (:meth:`JobData.predict_estimate`), with margin."""
+    return ESTIMATE_MARGIN * data.predict_estimate(run.family, run.fit_seconds or 0.0)
+
+
+def member_estimate(run: RunRecord, data: JobData) -> float:
+    """Seconds to have ``run`` as a final member: its refit on every training row, or, where its
+    trial kept its fit, the lesser of that and the kept fit's holdout prediction."""
+    refit_s = refit_estimate(run, data)
+    return min(refit_s, kept_predict_estimate(run, data)) if run.model_uri else refit_s
+
+
 def kept_fit_in_time(kept: list[RunRecord], data: JobData, left_s: float) -> RunRecord:
     """Of the trials that kept their fit (``kept``, best first), the best whose holdout prediction
-    is expected to end within ``left_s`` (:meth:`JobData.predict_estimate`, with margin), else the
-    quickest to predict: on diamonds_x10 the leading LightGBM fit took 7.6 s to predict the 109,050
-    holdout rows, a linear fit a tenth of a second."""
-
-    def predict_s(run: RunRecord) -> float:
-        return 1.5 * data.predict_estimate(run.family, run.fit_seconds or 0.0)
-
-    in_time = [r for r in kept if predict_s(r) <= left_s]
-    return in_time[0] if in_time else min(kept, key=predict_s)
+    is expected to end within ``left_s`` (:func:`kept_predict_estimate`), else the quickest to
+    predict: on diamonds_x10 the leading LightGBM fit took 7.6 s to predict the 109,050 holdout
+    rows, a linear fit a tenth of a second."""
+    in_time = [r for r in kept if kept_predict_estimate(r, data) <= left_s]
+    return in_time[0] if in_time else min(kept, key=lambda r: kept_predict_estimate(r, data))
 
 
 def _save_room(artifacts: ArtifactStore, family: str, fit: dict[str, Any]) -> float:
@@ -141,8 +158,8 @@ def choose_members(
     time_left: float | None = None,
 ) -> Selection:
     """Greedy ensemble selection over the out-of-fold predictions of the best trials, with members
-    whose final fits (refit, or the trial's own fit where it was kept) fit together in ``time_left``;
-    the ensemble is kept when its CV score beats the best single trial's."""
+    whose final fits (refit, or the trial's own fit where it was kept: :func:`member_estimate`) fit
+    together in ``time_left``; the ensemble is kept when its CV score beats the best single trial's."""
     metric = data.metric
     pool = ensemble_pool(ranked, max(2 * spec.ensemble.max_size, 10))
     best = pool[0]
@@ -155,7 +172,7 @@ def choose_members(
         return selection
     rows = data.validated
     oofs = [_load_oof(artifacts, r.oof_uri or "")[rows] for r in pool]
-    costs = [0.0 if r.model_uri else refit_estimate(r, data) for r in pool]
+    costs = [member_estimate(r, data) for r in pool]
     choice = ensemble.greedy_select(
         oofs, data.y[rows], metric, spec.ensemble.max_size, costs=costs, budget=time_left
     )  # fmt: skip
@@ -206,7 +223,7 @@ def refit_members(
         return sum(_save_room(artifacts, run.family, fit) for run, _, fit in out.fitted)
 
     def ready(run: RunRecord) -> bool:  # can be had in the time left
-        return refit_estimate(run, data) <= remaining() or run.model_uri is not None
+        return member_estimate(run, data) <= remaining()
 
     def deadline_for(extra: float = 0.0) -> float:
         if wall_end is None:
@@ -256,7 +273,7 @@ def refit_members(
     if not ready(members[0]):
         # The chosen model cannot be had in the time left: the best one that can (or the cheapest).
         fits = [r for r in ranked if ready(r)]
-        lead = fits[0] if fits else min(ranked, key=lambda r: refit_estimate(r, data))
+        lead = fits[0] if fits else min(ranked, key=lambda r: member_estimate(r, data))
         out.reason = (
             f"{lead.family} (trial {lead.trial_number}) alone: {selection.reason.split(':')[0]} "
             f"could not be refit in the {max(remaining(), 0):.1f} s left"

@@ -28,6 +28,7 @@ from automl.validation import (
     refit_scale,
     row_keys,
     sample_rows,
+    trained_rows,
     usable_split,
     validated_rows,
 )
@@ -115,7 +116,7 @@ class JobData:
     @property
     def predict_scale(self) -> float:
         """The holdout rows over the rows a trial's fits trained on."""
-        return len(self.y_holdout) / max(sum(len(train) for train, _ in self.folds), 1)
+        return len(self.y_holdout) / trained_rows(self.folds)
 
     def predict_estimate(self, family: str, fit_s: float) -> float:
         """Seconds a trial's fit of ``family`` (``fit_s`` seconds) takes to predict the holdout rows:
@@ -207,6 +208,11 @@ def prepare_data(
     )  # fmt: skip
 
 
+# The margin on a predicted time (a refit's or a prediction's) where running short costs the model:
+# the finalizing reserve and the choice of a kept trial fit to register.
+ESTIMATE_MARGIN = 1.5
+
+
 def predict_cost(family: str) -> float:
     """The family's ``predict_cost`` (:class:`automl.candidates.base.Family`)."""
     from automl.candidates import get_family
@@ -292,15 +298,21 @@ def net_time_s(deadline: float, parts: int, after_s: float = 0.0) -> float:
     return max(1.0, left / max(parts, 1))
 
 
+def prediction_load(family: str, trained: int, predicted: int) -> float:
+    """What predicting ``predicted`` rows costs over fitting ``trained`` rows, for ``family``: the
+    ``predicted_per_trained`` of :func:`time_share_s`."""
+    return predicted / max(trained, 1) * predict_cost(family)
+
+
 def time_share_s(deadline: float, parts: int, predicted_per_trained: float = 0.0) -> float:
     """Seconds one of ``parts`` remaining fits may train so that all of them (with their
     predictions) end by ``deadline``. ``predicted_per_trained``: the rows each fit then predicts
-    over the rows it trains on, times the family's ``predict_cost``, when that prediction is worth
-    counting (one holdout split of large data). A boosted tree can cost about as much to predict per
-    row and round as to train: LightGBM's
-    defaults on diamonds_x10 (141,000 rows, 1,000 rounds, one thread) trained in 9.2 s and predicted
-    the 43,035 validation rows in 2.5 s; left out of the share, that prediction passed the trial's
-    cap and the trial ended with nothing."""
+    over the rows it trains on, times the family's ``predict_cost`` (:func:`prediction_load`), when
+    that prediction is worth counting (one holdout split of large data). A boosted tree can cost
+    about as much to predict per row and round as to train: LightGBM's defaults on diamonds_x10
+    (141,000 rows, 1,000 rounds, one thread) trained in 9.2 s and predicted the 43,035 validation
+    rows in 2.5 s; left out of the share, that prediction passed the trial's cap and the trial
+    ended with nothing."""
     return max(0.5, 0.85 * (deadline - time.monotonic()) / max(parts, 1) / (1.0 + predicted_per_trained))
 
 
@@ -359,7 +371,7 @@ def cross_validate(
             # Boosted trees stop adding rounds when their share of the time is used, and keep
             # what they have, rather than being killed with nothing. On one split (large data)
             # the share leaves room to predict its validation rows.
-            predicted = len(valid) / len(train) * predict_cost(family) if len(data.folds) == 1 else 0.0
+            predicted = prediction_load(family, len(train), len(valid)) if len(data.folds) == 1 else 0.0
             model.set_params(model__max_time_s=time_share_s(deadline, len(data.folds) - k, predicted))
         start = time.perf_counter()
         with watch:
@@ -444,7 +456,7 @@ def _ramp_rows(
         scored = sample_rows(valid, data.y, rung_scored_rows(size, len(train), len(valid)), data.seed, stratify)
         model = build(data, family, params)
         if deadline is not None and "max_time_s" in model.named_steps["model"].get_params():
-            share = time_share_s(deadline, 1, len(valid) / len(train) * predict_cost(family))
+            share = time_share_s(deadline, 1, prediction_load(family, len(train), len(valid)))
             model.set_params(model__max_time_s=share * size / len(train))
         start = time.perf_counter()
         model.fit(data.X.iloc[rows], data.y[rows])

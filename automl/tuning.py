@@ -38,7 +38,7 @@ from automl.sandbox import TICK_S, Child, ChildCrashed, ChildError, ChildStopped
 from automl.store.base import Store
 from automl.store.records import NewMetric, RunResult
 from automl.store.urls import is_sqlite, normalize_url
-from automl.training import CANCEL, EPOCH_STEP, PRUNE, ROWS_STEP, JobData, cross_validate
+from automl.training import CANCEL, EPOCH_STEP, ESTIMATE_MARGIN, PRUNE, ROWS_STEP, JobData, cross_validate
 
 WORK_METRIC = "work_seconds"
 SLICE_GRACE_S = 2700.0  # a trial started late in a worker's time slice may run this much past it
@@ -265,14 +265,14 @@ def reserve_seconds(
     # not waited for (its member keeps its trial's own fit under a holdout split, or is left out):
     # keeping that much back would end tuning early for a refit that may still not fit.
     speedup = speedup or (lambda family: 1.0)
-    costs = [1.5 * fit * refit_scale / speedup(family) for _, fit, family in likely]
+    costs = [ESTIMATE_MARGIN * fit * refit_scale / speedup(family) for _, fit, family in likely]
     reserve = fixed + limits.refit_extra_s
     if reserve + costs[0] <= LEAD_RESERVE_SHARE * progress.wall_s:
         reserve += costs[0]
         cap = max(cap, reserve)
     else:
         predicted = predict_s(likely[0][2], likely[0][1]) if predict_s is not None else 0.0
-        reserve = min(reserve + 1.5 * predicted, LEAD_RESERVE_SHARE * progress.wall_s)
+        reserve = min(reserve + ESTIMATE_MARGIN * predicted, LEAD_RESERVE_SHARE * progress.wall_s)
         cap = max(cap, reserve)
     for cost in sorted(costs[1:]):
         if reserve + cost > cap:

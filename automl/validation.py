@@ -199,8 +199,12 @@ def validated_rows(folds: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     return np.sort(np.concatenate([valid for _, valid in folds]))
 
 
+def trained_rows(folds: list[tuple[np.ndarray, np.ndarray]]) -> int:
+    """The rows a trial's fits train on, summed over its folds (at least 1)."""
+    return max(sum(len(train) for train, _ in folds), 1)
+
+
 def refit_scale(folds: list[tuple[np.ndarray, np.ndarray]], rows: int) -> float:
     """A refit on ``rows`` rows costs about this times a trial's summed fit time (K fits on the
     folds' training rows)."""
-    fitted = sum(len(train) for train, _ in folds)
-    return rows / max(fitted, 1)
+    return rows / trained_rows(folds)

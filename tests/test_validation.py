@@ -573,6 +573,23 @@ def test_the_fallback_registers_the_best_kept_trial_fit_that_can_predict_the_hol
     assert kept_fit_in_time(kept[2:], data, 0.1).family == "linear"  # none fits: the quickest
 
 
+def test_a_kept_fit_costs_its_prediction_or_its_refit_whichever_is_less() -> None:
+    import dataclasses
+
+    from automl.finalize import kept_predict_estimate, member_estimate, refit_estimate
+
+    data = _data(_frame(30_000, 4), scheme="holdout")
+    lightgbm = _trial_run("lightgbm", 40.0)
+    kept = dataclasses.replace(lightgbm, model_uri="trial-1.joblib")
+    # Without a kept fit the member costs its refit; with one, also no more than predicting the holdout.
+    assert member_estimate(lightgbm, data) == refit_estimate(lightgbm, data)
+    assert kept_predict_estimate(kept, data) < refit_estimate(kept, data)
+    assert member_estimate(kept, data) == kept_predict_estimate(kept, data) > 0.0
+    # A cheap family's refit can cost less than predicting with its kept fit.
+    linear = dataclasses.replace(_trial_run("linear", 0.01), model_uri="trial-2.joblib")
+    assert member_estimate(linear, data) == min(refit_estimate(linear, data), kept_predict_estimate(linear, data))
+
+
 def test_the_model_card_counts_the_rows_each_member_learned_from() -> None:
     import dataclasses
 
