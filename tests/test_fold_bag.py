@@ -44,6 +44,32 @@ def _data(rows: int = 300, scheme: str = "cv") -> JobData:
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("family", ["lightgbm", "catboost", "xgboost"])
+def test_a_k_fold_boosting_trial_fits_each_fold_once_stopped_on_its_validation_rows(
+    family: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from automl.candidates import get_family
+    from tests.conftest import record_fit_rounds
+
+    data = _data()
+    booster = type(get_family(family).build({}, data.task, 0, 1))
+    calls = record_fit_rounds(booster, monkeypatch)
+    result = training.cross_validate(_GoOn(), data, family, {"n_estimators": 500, "learning_rate": 0.3})
+    # One native fit per fold, on the fold's training rows, watching its validation rows (below
+    # 1,000 rows a fit without them runs five inner folds and a refit).
+    assert [(rows, valid) for rows, valid, _, _ in calls] == [(len(t), len(v)) for t, v in data.folds]
+    folds = joblib.load(io.BytesIO(result["folds_bytes"]))
+    assert [m.named_steps["model"].n_rounds_ for m in folds] == [kept for *_, kept in calls]
+    for model, (_train, valid) in zip(folds, data.folds, strict=True):
+        predicted = predict_matrix(model, data.X.iloc[valid], data.task, data.n_classes)
+        np.testing.assert_allclose(predicted, result["oof"][valid])
+    # On one split (large data) the split's validation rows score the trial and nothing else: the
+    # booster finds its rounds inside the training rows (here five inner folds), then fits them all.
+    calls.clear()
+    training.cross_validate(_GoOn(), _data(scheme="holdout"), family, {"n_estimators": 500, "learning_rate": 0.3})
+    assert len(calls) > 1 and calls[-1][1] is None
+
+
 def test_a_tree_trial_under_k_fold_keeps_the_models_that_made_its_out_of_fold_predictions() -> None:
     data = _data()
     result = training.cross_validate(_GoOn(), data, "hist_gradient_boosting", {"max_iter": 20})
