@@ -24,11 +24,12 @@ fit below 200 rows, overfitted where the cross-validated count did not (diabetes
 59.3, titanic ROC AUC 0.817 -> 0.852). Below :data:`ROUNDS_CV_MIN_ROWS` rows the cap is the round
 count.
 
-Inside a job's K-fold trials the fold's own validation rows are the early-stopping set
-(``fit(..., eval_set=...)``), as AutoGluon's bagged boosters do: one fit per fold instead of an
-inner split and a refit (up to :data:`REFIT_MAX_ROWS`), or five inner folds and a refit (below
-:data:`ROUNDS_CV_MAX_ROWS`). The fold's score then comes from the round that did best on its own
-rows, a small optimism against a much larger saving; the final fit, on every training row, still
+Inside a job's K-fold trials on :data:`ROUNDS_CV_MAX_ROWS` rows or more, the fold's own validation
+rows are the early-stopping set (``fit(..., eval_set=...)``), as AutoGluon's bagged boosters do:
+one fit per fold instead of an inner split and a refit (up to :data:`REFIT_MAX_ROWS`). The fold's
+score then comes from the round that did best on its own rows, a small optimism on folds of a few
+hundred rows or more; below that the round count is still cross-validated inside the fold
+(:func:`automl.training.stops_on_fold` gives the figures). The final fit, on every training row,
 finds its round count as above.
 """
 
