@@ -375,10 +375,7 @@ def cross_validate(
             model.set_params(model__max_time_s=time_share_s(deadline, len(data.folds) - k, predicted))
         start = time.perf_counter()
         with watch:
-            if stops_on_fold(data, model, len(train)):
-                fit_stopped_on(model, data.X.iloc[train], data.y[train], data.X.iloc[valid], data.y[valid])
-            else:
-                model.fit(data.X.iloc[train], data.y[train])
+            model.fit(data.X.iloc[train], data.y[train])
         fit_seconds += time.perf_counter() - start
         if family == "mlp" and k == 0:
             curves = list(model.named_steps["model"].history_)
@@ -414,35 +411,6 @@ def cross_validate(
     if keep_folds:  # as bytes too, for the same reason
         result["folds_bytes"] = object_bytes(fitted)
     return result
-
-
-def stops_on_fold(data: JobData, model: Any, rows: int) -> bool:
-    """Whether a K-fold trial's ``model`` (a pipeline), fitted on ``rows`` rows, early-stops its
-    boosted trees on the fold's validation rows (:func:`fit_stopped_on`) instead of on an inner
-    split of its own rows followed by a refit on all of them: one fit where there were two.
-
-    Not below :data:`automl.candidates.boosting.ROUNDS_CV_MAX_ROWS` rows, where the booster
-    cross-validates its round count: a validation fold of a few hundred rows picks a noisy best
-    round, and the fold's score, read at that round, flatters boosting against the other families.
-    Measured at 60 s, two runs each: titanic ROC AUC 0.8882 and 0.8886 fell to 0.8870 and 0.8805,
-    mpg RMSE 2.505 and 2.592 rose to 2.543 and 2.651; on digits (1,437 rows) log loss went from
-    0.0920 and 0.0919 to 0.0904 and 0.0907, with 10 to 50 % more trials on seven of eight data sets
-    of 2,000 to 24,000 rows."""
-    from automl.candidates.boosting import ROUNDS_CV_MAX_ROWS, Booster
-
-    return (
-        data.validation.scheme == "cv"
-        and len(data.folds) > 1
-        and rows >= ROUNDS_CV_MAX_ROWS
-        and isinstance(model.steps[-1][1], Booster)
-    )
-
-
-def fit_stopped_on(model: Any, X: pd.DataFrame, y: np.ndarray, X_valid: pd.DataFrame, y_valid: np.ndarray) -> None:
-    """Fit the pipeline ``model`` on ``X``, its boosted trees early-stopped on ``X_valid`` (passed
-    through the preprocessing fitted on ``X``)."""
-    head, booster = model[:-1], model.steps[-1][1]
-    booster.fit(head.fit_transform(X, y), y, eval_set=(head.transform(X_valid), y_valid))
 
 
 def keeps_fold_models(data: JobData, family: str) -> bool:

@@ -84,30 +84,6 @@ def test_on_few_rows_the_round_count_is_cross_validated_then_refit_on_every_row(
     assert model.n_rounds_ == final[3] < 200
 
 
-@pytest.mark.parametrize("cls", [LightGBMClassifier, CatBoostRegressor, XGBoostClassifier])
-def test_given_rows_to_watch_one_fit_on_every_row_stops_on_them(cls: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    X, y = _task_xy(cls, 500)
-    calls = record_fit_rounds(cls, monkeypatch)
-    params = {"n_estimators": 2000, "learning_rate": 0.3}
-    model = cls(params=params, n_jobs=1).fit(X[:400], y[:400], eval_set=(X[400:], y[400:]))
-    # One fit on all 400 rows, early-stopped on the 100 watched rows: no inner folds, no refit.
-    assert calls == [(400, 100, 2000, model.n_rounds_)]
-    assert 1 <= model.n_rounds_ < 1000  # noisy labels and a high learning rate stop it early
-    assert len(model.predict(X[400:])) == 100
-
-
-def test_watched_rows_of_a_class_the_fit_did_not_see_are_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    X, y = _xy(300)
-    labels = np.where(y == 1, "yes", "no").astype(object)
-    valid_labels = labels[200:].copy()
-    valid_labels[:5] = "maybe"  # a class the training rows never had
-    calls = record_fit_rounds(LightGBMClassifier, monkeypatch)
-    model = LightGBMClassifier(params={"n_estimators": 300}, n_jobs=1)
-    model.fit(X[:200], labels[:200], eval_set=(X[200:], valid_labels))
-    assert calls[0][:2] == (200, 95)
-    assert list(model.classes_) == ["no", "yes"]
-
-
 @pytest.mark.parametrize("cls", [LightGBMRegressor, CatBoostClassifier, XGBoostRegressor])
 def test_a_final_fit_refits_the_early_stopped_rounds_on_every_row_at_any_size(
     cls: Any, monkeypatch: pytest.MonkeyPatch

@@ -38,9 +38,7 @@ def test_a_refit_that_cannot_finish_in_time_still_registers_a_model_and_says_why
         "titanic.csv",
         dataset={"target": "survived", "drop": ["alive"]},
         task="classification",
-        # Twelve trials, so the neighbours model stays among the best twenty that the last
-        # fallback (the cheapest refit) draws from, however cheap the boosting trials are.
-        budget={"time_s": 20, "trials": 12},
+        budget={"time_s": 20},
         candidates={"include": ["knn", "lightgbm", "random_forest"]},
         cv={"folds": 3},
     )

@@ -44,38 +44,6 @@ def _data(rows: int = 300, scheme: str = "cv") -> JobData:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("family", ["lightgbm", "catboost", "xgboost"])
-def test_a_k_fold_boosting_trial_fits_each_fold_once_stopped_on_its_validation_rows(
-    family: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from automl.candidates import get_family
-    from automl.candidates.boosting import ROUNDS_CV_FOLDS, ROUNDS_CV_MAX_ROWS
-    from tests.conftest import record_fit_rounds
-
-    data = _data(2_000)
-    assert min(len(train) for train, _ in data.folds) >= ROUNDS_CV_MAX_ROWS
-    booster = type(get_family(family).build({}, data.task, 0, 1))
-    calls = record_fit_rounds(booster, monkeypatch)
-    params = {"n_estimators": 500, "learning_rate": 0.3}
-    result = training.cross_validate(_GoOn(), data, family, params)
-    # One native fit per fold, on the fold's training rows, watching its validation rows (without
-    # them: an inner split, then a refit on the fold's every row).
-    assert [(rows, valid) for rows, valid, _, _ in calls] == [(len(t), len(v)) for t, v in data.folds]
-    folds = joblib.load(io.BytesIO(result["folds_bytes"]))
-    assert [m.named_steps["model"].n_rounds_ for m in folds] == [kept for *_, kept in calls]
-    for model, (_train, valid) in zip(folds, data.folds, strict=True):
-        predicted = predict_matrix(model, data.X.iloc[valid], data.task, data.n_classes)
-        np.testing.assert_allclose(predicted, result["oof"][valid])
-    # On fewer rows each fold still cross-validates its round count inside its own rows (five inner
-    # folds, then a fit on all of them), and on one split (large data) the split's validation rows
-    # score the trial and nothing else.
-    for small in (_data(), _data(scheme="holdout")):
-        calls.clear()
-        training.cross_validate(_GoOn(), small, family, params)
-        fits = ROUNDS_CV_FOLDS + 1
-        assert len(calls) == fits * len(small.folds) and all(c[1] is None for c in calls[fits - 1 :: fits])
-
-
 def test_a_tree_trial_under_k_fold_keeps_the_models_that_made_its_out_of_fold_predictions() -> None:
     data = _data()
     result = training.cross_validate(_GoOn(), data, "hist_gradient_boosting", {"max_iter": 20})

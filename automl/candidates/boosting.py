@@ -23,14 +23,6 @@ gone (diamonds) or small (digits). At 150 rows the cap of 1,000 rounds, which th
 fit below 200 rows, overfitted where the cross-validated count did not (diabetes RMSE 65.4 ->
 59.3, titanic ROC AUC 0.817 -> 0.852). Below :data:`ROUNDS_CV_MIN_ROWS` rows the cap is the round
 count.
-
-Inside a job's K-fold trials on :data:`ROUNDS_CV_MAX_ROWS` rows or more, the fold's own validation
-rows are the early-stopping set (``fit(..., eval_set=...)``), as AutoGluon's bagged boosters do:
-one fit per fold instead of an inner split and a refit (up to :data:`REFIT_MAX_ROWS`). The fold's
-score then comes from the round that did best on its own rows, a small optimism on folds of a few
-hundred rows or more; below that the round count is still cross-validated inside the fold
-(:func:`automl.training.stops_on_fold` gives the figures). The final fit, on every training row,
-finds its round count as above.
 """
 
 from __future__ import annotations
@@ -128,11 +120,9 @@ class Booster(BaseEstimator):  # type: ignore[misc]
     def _rounds_cap(self) -> int:
         return int((self.params or {}).get("n_estimators", 100))
 
-    def fit(self, X: Any, y: Any, eval_set: tuple[Any, Any] | None = None) -> Booster:
+    def fit(self, X: Any, y: Any) -> Booster:
         """Fit with early stopping on an inner split (then refit on all rows when small), or on
-        few rows with the round count cross-validated (:meth:`_cv_rounds`). With ``eval_set``
-        (rows the caller holds out anyway: a cross-validation fold's validation rows), early
-        stopping watches those rows instead, and the fit on every row of ``X`` is the model."""
+        few rows with the round count cross-validated (:meth:`_cv_rounds`)."""
         X, y = validate_data(self, X, y, ensure_all_finite="allow-nan")
         if len(y) < 2:
             raise ValueError(f"Boosting needs at least 2 samples; got {len(y)} sample.")
@@ -145,10 +135,6 @@ class Booster(BaseEstimator):  # type: ignore[misc]
         n = len(y)
         if self._is_classifier and len(self.classes_) < 2:  # one class: nothing to learn
             self.model_, self.n_rounds_ = None, 0
-            return self
-        watched = self._watched(eval_set)
-        if watched is not None:
-            self.model_, self.n_rounds_ = self._fit_rounds(X, y, watched, cap, deadline)
             return self
         if n < ROUNDS_CV_MAX_ROWS:
             rounds = cap
@@ -174,18 +160,6 @@ class Booster(BaseEstimator):  # type: ignore[misc]
                 model, rounds = self._fit_rounds(X, y, None, refit_rounds, deadline)
         self.model_, self.n_rounds_ = model, rounds
         return self
-
-    def _watched(self, eval_set: tuple[Any, Any] | None) -> tuple[np.ndarray, np.ndarray] | None:
-        """``eval_set`` as the native fit takes it (classes as indices into ``classes_``; rows of a
-        class the fit did not see are left out), or None when it is absent or has no rows left."""
-        if eval_set is None:
-            return None
-        X_valid: np.ndarray = validate_data(self, eval_set[0], reset=False, ensure_all_finite="allow-nan")
-        y_valid = np.asarray(eval_set[1])
-        if self._is_classifier:
-            seen = np.isin(y_valid, self.classes_)
-            X_valid, y_valid = X_valid[seen], np.searchsorted(self.classes_, y_valid[seen])
-        return (X_valid, y_valid) if len(y_valid) else None
 
     def _cv_rounds(self, X: np.ndarray, y: np.ndarray, cap: int, deadline: float | None) -> int:
         """The round count for a fit on every row: the mean best round of early stopping on each
