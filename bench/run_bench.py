@@ -6,7 +6,8 @@ engine's own scorer, a 60 s budget for the engine, FLAML and AutoGluon. Each sys
 subprocess of its own so its peak RSS (process and children) is measured apart. The engine and the
 baseline run in this (the engine's) environment; FLAML and AutoGluon run ``bench/peers.py`` in a
 virtual environment of their own, ``bench/.venv-peers``, since they pin their own xgboost,
-scikit-learn and numpy. Writes bench/RESULTS.md and bench/out/results.json.
+scikit-learn and numpy. Writes bench/RESULTS.md, bench/out/results.json and each system's holdout
+prediction (bench/out/predictions/), from which the summary's paired bootstrap intervals come.
 
     python bench/run_bench.py --setup-peers      # once: creates bench/.venv-peers (about 2 GB)
     python bench/run_bench.py [--budget 60] [--only titanic,wine] [--systems automl,flaml]
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import resource
 import subprocess
@@ -34,6 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 # drop) can stand in: `--datasets DIR`, which the per-system subprocesses read from the environment.
 SHARED = Path(os.environ.get("AUTOML_BENCH_DATASETS") or REPO.parent / "shared" / "datasets")
 OUT = REPO / "bench" / "out"
+PREDICTIONS = OUT / "predictions"  # each system's holdout prediction, NAME.SYSTEM.npy, and NAME.y.npy
+BOOTSTRAP_DRAWS = 2000  # resamples of the holdout rows for the interval of a difference in score
 SYSTEMS = ("automl", "baseline", "flaml", "autogluon")
 PEERS = ("flaml", "autogluon")
 LABELS = {"automl": "automl", "baseline": "baseline", "flaml": "FLAML", "autogluon": "AutoGluon"}
@@ -130,16 +134,38 @@ def run_automl(entry: dict[str, Any], budget: float) -> dict[str, Any]:
         job = submit_job(store, arts, parse_spec(raw, base_dir=Path(tmp)))
         job = run_job(store, arts, job.id, url, clock_started=clock)
         wall = time.monotonic() - start
+        peak = _peak_rss_mb()  # the job's, before the holdout is read again below
         summary = job.summary or {}
         trials = len([r for r in store.list_runs(job.id) if r.kind == "trial"])
         validation = summary.get("validation")  # {"scheme", "reason"}; absent on engines without it
-        return {
+        result = {
             "score": summary["holdout_score"], "metric": job.metric, "wall_s": wall, "trials": trials,
             "final": summary["final"], "best_family": summary["best"]["family"],
             "model_family": (summary.get("model") or {}).get("family"),
             "validation": validation if isinstance(validation, dict) else None,
-            "trials_at_once": (summary.get("trials_at_once") or {}).get("trials"),
+            "trials_at_once": (summary.get("trials_at_once") or {}).get("trials"), "peak_rss_mb": peak,
         }  # fmt: skip
+        result.update(_engine_prediction(store, arts, entry, summary))
+        return result
+
+
+def _engine_prediction(store: Any, arts: Any, entry: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """The holdout prediction of the fit that the engine's holdout score came from (the version's
+    evaluation model, which never saw those rows), for the paired intervals of the summary. It
+    must reproduce the engine's own score, or the rows are not the same and nothing is kept."""
+    from automl.context import load_evaluation_model
+    from automl.model import predict_matrix
+
+    version = summary.get("version") or {}
+    if "id" not in version:
+        return {}
+    data = _job_data(entry)
+    model = load_evaluation_model(store, arts, int(version["id"]))
+    prediction = predict_matrix(model, data.X_holdout, data.task, data.n_classes)
+    again = float(data.metric.score(data.y_holdout, prediction))
+    if abs(again - float(summary["holdout_score"])) > 1e-6 * max(1.0, abs(again)):
+        return {"prediction_note": f"the evaluation model scores {again:.6g} here, not {summary['holdout_score']:.6g}"}
+    return {"prediction": prediction, "y_holdout": data.y_holdout}
 
 
 def run_baseline(entry: dict[str, Any], budget: float) -> dict[str, Any]:
@@ -153,7 +179,8 @@ def run_baseline(entry: dict[str, Any], budget: float) -> dict[str, Any]:
     prediction = predict_matrix(model, data.X_holdout, data.task, data.n_classes)
     wall = time.monotonic() - start
     score = data.metric.score(data.y_holdout, prediction)
-    return {"score": score, "metric": data.metric_name, "wall_s": wall, "trials": 1}
+    return {"score": score, "metric": data.metric_name, "wall_s": wall, "trials": 1, "prediction": prediction,
+            "y_holdout": data.y_holdout}  # fmt: skip
 
 
 def _write_parquet(frame: Any, path: Path) -> None:
@@ -194,6 +221,7 @@ def run_peer(entry: dict[str, Any], budget: float, system: str) -> dict[str, Any
         prediction = np.load(workdir / "prediction.npy")
     result["score"] = data.metric.score(data.y_holdout, prediction)
     result["metric"] = data.metric_name
+    result["prediction"], result["y_holdout"] = prediction, data.y_holdout
     return result
 
 
@@ -219,7 +247,76 @@ def one(name: str, system: str, budget: float) -> None:
     else:
         result = {"automl": run_automl, "baseline": run_baseline}[system](entry, budget)
     result.setdefault("peak_rss_mb", _peak_rss_mb())  # a peer reports its own process's
+    _keep_prediction(name, system, result)
     print("RESULT " + json.dumps(result))
+
+
+def _keep_prediction(name: str, system: str, result: dict[str, Any]) -> None:
+    """Move the holdout prediction (and the holdout's labels) out of ``result`` into PREDICTIONS,
+    leaving the prediction's path in ``result["prediction_file"]``."""
+    import numpy as np
+
+    prediction, y = result.pop("prediction", None), result.pop("y_holdout", None)
+    if prediction is None or y is None:
+        return
+    PREDICTIONS.mkdir(parents=True, exist_ok=True)
+    path = PREDICTIONS / f"{name}.{system}.npy"
+    np.save(path, np.asarray(prediction))
+    np.save(PREDICTIONS / f"{name}.y.npy", np.asarray(y))
+    result["prediction_file"] = str(path)
+
+
+def difference_interval(
+    metric: str, y: Any, a: Any, b: Any, draws: int = BOOTSTRAP_DRAWS, seed: int = 0
+) -> tuple[float, float]:
+    """The 95 % paired bootstrap interval of how much better prediction ``a`` scores than ``b`` on
+    the same holdout rows (positive: ``a`` is better, in the metric's units). Both are scored on
+    each resample of the rows, so what the two get right and wrong together cancels out; where the
+    interval holds 0, the holdout cannot tell the two apart. A resample one metric cannot score (one
+    class only, for ROC AUC) is skipped."""
+    import numpy as np
+
+    from automl.metrics import get_metric
+
+    scorer = get_metric(metric)
+    sign = 1.0 if scorer.greater_is_better else -1.0
+    y, a, b = np.asarray(y), np.asarray(a), np.asarray(b)
+    rng = np.random.default_rng(seed)
+    differences = []
+    for _ in range(draws):
+        rows = rng.integers(0, len(y), len(y))
+        with np.errstate(all="ignore"):
+            try:
+                d = sign * (scorer.score(y[rows], a[rows]) - scorer.score(y[rows], b[rows]))
+            except ValueError:
+                continue
+        if np.isfinite(d):
+            differences.append(d)
+    if not differences:
+        return (float("nan"), float("nan"))
+    low, high = np.percentile(differences, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _interval(name: str, metric: str, a: dict[str, Any] | None, b: dict[str, Any] | None) -> tuple[float, float] | None:
+    """:func:`difference_interval` of systems ``a`` over ``b`` on data set ``name``, from their kept
+    predictions; None when either has none."""
+    import numpy as np
+
+    files = [x.get("prediction_file") if _ok(x) else None for x in (a, b)]
+    y_file = PREDICTIONS / f"{name}.y.npy"
+    if not all(files) or not y_file.exists() or not all(Path(f).exists() for f in files):  # type: ignore[arg-type]
+        return None
+    pa, pb = (np.load(f) for f in files)  # type: ignore[arg-type]
+    return difference_interval(metric, np.load(y_file), pa, pb)
+
+
+def _decided(interval: tuple[float, float] | None) -> int:
+    """1 or -1 where the interval lies above or below 0; 0 where it holds 0 (or is unknown)."""
+    if interval is None or not all(math.isfinite(x) for x in interval):
+        return 0
+    low, high = interval
+    return 1 if low > 0 else -1 if high < 0 else 0
 
 
 def _greater_is_better(metric: str) -> bool:
@@ -261,6 +358,12 @@ def _cell(x: dict[str, Any] | None, key: str, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
+def _show(interval: tuple[float, float] | None) -> str:
+    if interval is None or not all(math.isfinite(x) for x in interval):
+        return "—"
+    return f"{interval[0]:+.4g} to {interval[1]:+.4g}"
+
+
 def _versions(results: list[dict[str, Any]]) -> str:
     found = {}
     for system in PEERS:
@@ -286,12 +389,14 @@ def write_results(results: list[dict[str, Any]], budget: float, path: Path = REP
         + ". Wall seconds cover fit and holdout prediction; AutoGluon's trials are the models it "
         "trained. 2 cores, 24 GiB. Produced by `make bench` (`bench/run_bench.py`).",
         "",
-        "| data set | metric | automl | baseline | FLAML | AutoGluon | vs best peer | wall s (automl / baseline / "
-        "FLAML / AutoGluon) | overrun | trials (automl / FLAML / AutoGluon) | peak RSS MB (automl / baseline / "
-        "FLAML / AutoGluon) | validation | final model |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| data set | metric | automl | baseline | FLAML | AutoGluon | vs best peer | automl − best peer, 95 % "
+        "interval | automl − baseline, 95 % interval | wall s (automl / baseline / FLAML / AutoGluon) | overrun | "
+        "trials (automl / FLAML / AutoGluon) | peak RSS MB (automl / baseline / FLAML / AutoGluon) | validation | "
+        "final model |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     tally = {1: 0, 0: 0, -1: 0}
+    decided = {"peer": {1: 0, 0: 0, -1: 0}, "baseline": {1: 0, 0: 0, -1: 0}}
     no_peer = near_baseline = with_baseline = 0
     errors = []
     for r in results:
@@ -301,22 +406,29 @@ def write_results(results: list[dict[str, Any]], budget: float, path: Path = REP
         a, b, f, g = (r.get(s) for s in SYSTEMS)
         if not _ok(a):
             lines.append(f"| {r['name']} | — | {_cell(a, 'score', '.4f')} | {_cell(b, 'score', '.4f')} | "
-                         f"{_cell(f, 'score', '.4f')} | {_cell(g, 'score', '.4f')} | | | | | | | |")  # fmt: skip
+                         f"{_cell(f, 'score', '.4f')} | {_cell(g, 'score', '.4f')} | | | | | | | | | |")  # fmt: skip
             continue
         assert a is not None
         metric = a["metric"]
         verdict = "—"
         best = _best_peer(metric, r)
+        peer_interval = baseline_interval = None
         if best is None:
             no_peer += 1
         else:
             outcome = _better(metric, a["score"], r[best]["score"])
             tally[outcome] += 1
             verdict = f"{({1: 'win', 0: 'tie', -1: 'loss'})[outcome]} ({LABELS[best]})"
+            peer_interval = _interval(r["name"], metric, a, r[best])
+            if peer_interval is not None:
+                decided["peer"][_decided(peer_interval)] += 1
         if _ok(b):
             assert b is not None
             with_baseline += 1
             near_baseline += _within(metric, a["score"], b["score"])
+            baseline_interval = _interval(r["name"], metric, a, b)
+            if baseline_interval is not None:
+                decided["baseline"][_decided(baseline_interval)] += 1
         overrun = max(0.0, a["wall_s"] - budget) / budget
         validation = a.get("validation") or {}
         scheme = validation.get("scheme") or "—"
@@ -327,7 +439,8 @@ def write_results(results: list[dict[str, Any]], budget: float, path: Path = REP
         rss = " / ".join(_cell(x, "peak_rss_mb", ".0f") for x in (a, b, f, g))
         lines.append(
             f"| {r['name']} | {metric} | {a['score']:.4f} | {_cell(b, 'score', '.4f')} | {_cell(f, 'score', '.4f')} | "
-            f"{_cell(g, 'score', '.4f')} | {verdict} | {walls} | {overrun:.1%} | {trials} | {rss} | {scheme} | "
+            f"{_cell(g, 'score', '.4f')} | {verdict} | {_show(peer_interval)} | {_show(baseline_interval)} | {walls} | "
+            f"{overrun:.1%} | {trials} | {rss} | {scheme} | "
             f"{a.get('final')} ({a.get('model_family') or a.get('best_family')}) |"
         )
     lines += [
@@ -341,6 +454,15 @@ def write_results(results: list[dict[str, Any]], budget: float, path: Path = REP
         f"{with_baseline} data sets.**",
         "",
     ]
+    if sum(decided["peer"].values()) or sum(decided["baseline"].values()):
+        p, q = decided["peer"], decided["baseline"]
+        lines += [
+            "Decided by the holdout rows (the 95 % paired bootstrap interval of the difference, over "
+            f"{BOOTSTRAP_DRAWS:,} resamples of the holdout, lies wholly above or below 0; positive: the "
+            f"engine scores better): against the better peer, {p[1]} better, {p[-1]} worse, {p[0]} that this "
+            f"holdout cannot tell apart; against the baseline, {q[1]} better, {q[-1]} worse, {q[0]} not told apart.",
+            "",
+        ]
     if any(r["name"] in {e["name"] for e in LARGE} for r in results):
         lines += ["diamonds_x10 is ten copies of diamonds (540k rows): its holdout rows have exact copies among "
                   "the training rows, so it measures time and memory at scale, not accuracy.", ""]  # fmt: skip
