@@ -154,14 +154,17 @@ def _engine_prediction(store: Any, arts: Any, entry: dict[str, Any], summary: di
     evaluation model, which never saw those rows), for the paired intervals of the summary. It
     must reproduce the engine's own score, or the rows are not the same and nothing is kept."""
     from automl.context import load_evaluation_model
-    from automl.model import predict_matrix
+    from automl.training import _saved_prediction  # a saved model answers in labels: as codes here
 
     version = summary.get("version") or {}
     if "id" not in version:
         return {}
-    data = _job_data(entry)
-    model = load_evaluation_model(store, arts, int(version["id"]))
-    prediction = predict_matrix(model, data.X_holdout, data.task, data.n_classes)
+    try:
+        data = _job_data(entry)
+        model = load_evaluation_model(store, arts, int(version["id"]))
+        prediction = _saved_prediction(model, data, data.X_holdout)
+    except Exception as exc:  # the engine's result stands without it
+        return {"prediction_note": f"no holdout prediction: {type(exc).__name__}: {exc}"}
     again = float(data.metric.score(data.y_holdout, prediction))
     if abs(again - float(summary["holdout_score"])) > 1e-6 * max(1.0, abs(again)):
         return {"prediction_note": f"the evaluation model scores {again:.6g} here, not {summary['holdout_score']:.6g}"}
