@@ -314,9 +314,14 @@ def _interval(name: str, metric: str, a: dict[str, Any] | None, b: dict[str, Any
     return difference_interval(metric, np.load(y_file), pa, pb)
 
 
+def _known(interval: tuple[float, float] | None) -> bool:
+    """Whether there is an interval and both its bounds are finite."""
+    return interval is not None and all(math.isfinite(x) for x in interval)
+
+
 def _decided(interval: tuple[float, float] | None) -> int:
     """1 or -1 where the interval lies above or below 0; 0 where it holds 0 (or is unknown)."""
-    if interval is None or not all(math.isfinite(x) for x in interval):
+    if interval is None or not _known(interval):
         return 0
     low, high = interval
     return 1 if low > 0 else -1 if high < 0 else 0
@@ -362,7 +367,7 @@ def _cell(x: dict[str, Any] | None, key: str, spec: str) -> str:
 
 
 def _show(interval: tuple[float, float] | None) -> str:
-    if interval is None or not all(math.isfinite(x) for x in interval):
+    if interval is None or not _known(interval):
         return "—"
     return f"{interval[0]:+.4g} to {interval[1]:+.4g}"
 
