@@ -46,9 +46,9 @@ def load_context(store: Store, artifacts: ArtifactStore, job_id: int, threads: i
     """Rebuild a job's data, features and candidates from the store (deterministic). ``threads``
     (a worker's share of its machine's cores) replaces the spec's ``n_jobs`` of -1 (every core)."""
     from automl.candidates import SelectionContext, select_candidates
-    from automl.datasets import load_registered
+    from automl.datasets import load_registered, profile_of
     from automl.preprocessing import plan_features
-    from automl.profile import profile_frame, with_target
+    from automl.profile import with_target
     from automl.training import prepare_data
 
     job = store.get_job(job_id)
@@ -56,7 +56,7 @@ def load_context(store: Store, artifacts: ArtifactStore, job_id: int, threads: i
     dataset = store.get_dataset(job.dataset_id)
     frame = load_registered(dataset, artifacts)
     ds = spec.dataset
-    profile = with_target(profile_frame(frame), frame, ds.target, job.task)
+    profile = with_target(profile_of(frame, dataset.fingerprint), frame, ds.target, job.task)
     plan = plan_features(profile, ds.target, list(ds.drop), list(profile.leaks), ds.id_column)
     data = prepare_data(
         frame,

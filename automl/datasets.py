@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ import pandas as pd
 
 from automl.artifacts import ArtifactStore, sha256_bytes
 from automl.errors import DatasetInvalid, DatasetNotFound, DatasetUnreadable, Problem
-from automl.profile import MIN_CLASS_ROWS, listed_classes, profile_frame, rare_classes
+from automl.profile import MIN_CLASS_ROWS, DatasetProfile, listed_classes, profile_frame, rare_classes
 from automl.store.base import Store
 from automl.store.records import DatasetRecord, NewDataset
 
@@ -26,6 +28,29 @@ class LoadedTable:
     fingerprint: str
     size_bytes: int
     frame: pd.DataFrame
+
+    @cached_property
+    def profile(self) -> DatasetProfile:
+        """The table's profile, computed once for the spec's checks, the registration and the job
+        this process then runs (:func:`profile_of`): 1.4 to 2.2 s each on 300,000 rows x 55 columns."""
+        profile = profile_frame(self.frame)
+        _PROFILES[self.fingerprint] = profile
+        while len(_PROFILES) > _PROFILES_KEPT:
+            _PROFILES.popitem(last=False)
+        return profile
+
+
+# Profiles of the tables this process read, by content fingerprint (the latest few).
+_PROFILES: OrderedDict[str, DatasetProfile] = OrderedDict()
+_PROFILES_KEPT = 4
+
+
+def profile_of(frame: pd.DataFrame, fingerprint: str) -> DatasetProfile:
+    """The profile of ``frame``, parsed from the content ``fingerprint``: the one this process
+    already computed from the same content, else a new one (the same, as profiling is
+    deterministic)."""
+    known = _PROFILES.get(fingerprint)
+    return known if known is not None and known.rows == len(frame) else profile_frame(frame)
 
 
 def infer_format(path: str | Path) -> str | None:
@@ -147,7 +172,7 @@ def register_table(
     key = stored_key(table.fingerprint, table.format)
     if not artifacts.exists(key):
         artifacts.put_bytes(key, table.path.read_bytes())
-    profile = profile_frame(table.frame)
+    profile = table.profile
     return store.add_dataset(
         NewDataset(
             name=name or table.path.stem,
@@ -179,9 +204,15 @@ MIN_ROWS = 20  # rows with a target value: fewer cannot be held out and cross-va
 
 
 def target_problems(
-    frame: pd.DataFrame, target: str, task: str, drop: list[str], id_column: str | None
+    frame: pd.DataFrame,
+    target: str,
+    task: str,
+    drop: list[str],
+    id_column: str | None,
+    profile: DatasetProfile | None = None,
 ) -> list[Problem]:
-    """Problems of a spec's columns against the table: missing columns, an unusable target."""
+    """Problems of a spec's columns against the table: missing columns, an unusable target.
+    ``profile``: the table's, where it is already known."""
     import difflib
 
     columns = [str(c) for c in frame.columns]
@@ -279,7 +310,7 @@ def target_problems(
             )
         )
     if not problems:
-        problems += _feature_problems(frame, target, drop, id_column)
+        problems += _feature_problems(frame, target, drop, id_column, profile)
     if problems or task == "regression":
         return problems
     # Classes with fewer than MIN_CLASS_ROWS rows are left out by the job (a warning on its
@@ -330,11 +361,13 @@ def width_problems(columns: int, time_s: float | None) -> list[Problem]:
 MODELLED_KINDS = ("numeric", "categorical", "boolean", "datetime")  # free text, ids and constants are not
 
 
-def _feature_problems(frame: pd.DataFrame, target: str, drop: list[str], id_column: str | None) -> list[Problem]:
+def _feature_problems(
+    frame: pd.DataFrame, target: str, drop: list[str], id_column: str | None, profile: DatasetProfile | None = None
+) -> list[Problem]:
     """A problem when no column is left to learn from (every one is the target, dropped, an id,
     constant or free text): every trial would fail, so the job is refused before it exists."""
     excluded = {target, *drop, *([id_column] if id_column else [])}
-    profile = profile_frame(frame)
+    profile = profile or profile_frame(frame)
     others = [c for c in profile.columns if c.name not in excluded]
     if any(c.kind in MODELLED_KINDS for c in others):
         return []
@@ -363,7 +396,14 @@ def check_width(frame: pd.DataFrame, drop: list[str], time_s: float | None) -> N
         raise DatasetInvalid(problems[0].message, hint="fix the spec's dataset section or its budget")
 
 
-def check_target(frame: pd.DataFrame, target: str, task: str, drop: list[str], id_column: str | None) -> None:
-    problems = target_problems(frame, target, task, drop, id_column)
+def check_target(
+    frame: pd.DataFrame,
+    target: str,
+    task: str,
+    drop: list[str],
+    id_column: str | None,
+    profile: DatasetProfile | None = None,
+) -> None:
+    problems = target_problems(frame, target, task, drop, id_column, profile)
     if problems:
         raise DatasetInvalid("; ".join(p.message for p in problems), hint="fix the spec's dataset section")

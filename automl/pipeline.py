@@ -63,7 +63,7 @@ def submit_job(
         table = loaded.table if loaded.table is not None else load_table(path, spec.dataset.format)
         # Checked before the table is registered: a spec its data cannot serve leaves nothing behind.
         check_width(table.frame, list(ds.drop), spec.budget.time_s)
-        check_target(table.frame, ds.target, spec.task, list(ds.drop), ds.id_column)
+        check_target(table.frame, ds.target, spec.task, list(ds.drop), ds.id_column, table.profile)
         dataset, _ = register_table(store, artifacts, table)
         frame = table.frame
     else:

@@ -444,7 +444,8 @@ def _dataset_problems(loaded: LoadedSpec) -> tuple[list[Problem], Any]:
     except AutomlError as exc:
         return [Problem(exc.code, "dataset.path", "dataset_readable", str(exc), ds.path)], None
     problems = table_width_problems(table.frame, list(ds.drop), loaded.spec.budget.time_s)
-    return problems + target_problems(table.frame, ds.target, loaded.spec.task, ds.drop, ds.id_column), table
+    found = target_problems(table.frame, ds.target, loaded.spec.task, ds.drop, ds.id_column, table.profile)
+    return problems + found, table
 
 
 def _not_text(value: Any, path: str = "") -> str | None:

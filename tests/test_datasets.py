@@ -388,3 +388,33 @@ def test_a_data_set_too_wide_to_prepare_within_the_budget_is_named() -> None:
     assert (problem.code, problem.path, problem.rule) == ("DATASET_INVALID", "dataset", "too_wide_for_budget")
     assert "200,000 columns" in problem.message and "`drop`" in problem.message
     assert f"at least {2 * 200_000 * PREPARE_S_PER_COLUMN:.0f}" in problem.message
+
+
+def test_a_submitted_table_is_profiled_once_from_the_spec_check_to_the_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: Store
+) -> None:
+    import automl.datasets
+    from automl.pipeline import start_job, submit_job
+    from automl.spec import load_spec_file
+    from tests.engine_helpers import write_spec
+
+    profiled: list[int] = []
+
+    def counting(frame: pd.DataFrame) -> object:
+        profiled.append(len(frame))
+        return profile_frame(frame)
+
+    monkeypatch.setattr(automl.datasets, "profile_frame", counting)
+    spec = write_spec(tmp_path, "titanic.csv", dataset={"target": "survived"}, task="classification")
+    arts = ArtifactStore(tmp_path / "art")
+    job = submit_job(store, arts, load_spec_file(spec))  # checks the spec, then registers the table
+    ctx = start_job(store, arts, job.id)
+    # One profile serves the spec's checks, the dataset's record and the job's features.
+    assert len(profiled) == 1 and ctx.data.profile is not None
+    assert (
+        store.get_dataset(job.dataset_id).profile
+        == automl.datasets.profile_of(
+            load_registered(store.get_dataset(job.dataset_id), arts), "unknown content"
+        ).to_dict()
+    )
+    assert len(profiled) == 2  # an unknown content is profiled afresh
