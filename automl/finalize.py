@@ -101,9 +101,10 @@ def refit_estimate(run: RunRecord, data: JobData) -> float:
 
 
 def kept_predict_estimate(run: RunRecord, data: JobData) -> float:
-    """Seconds the fit ``run``'s trial kept (holdout scheme) is expected to take to predict the
-    holdout rows (:meth:`JobData.predict_estimate`), with margin."""
-    return ESTIMATE_MARGIN * data.predict_estimate(run.family, run.fit_seconds or 0.0)
+    """Seconds the fit ``run``'s trial kept (holdout scheme) is expected to take to load and predict
+    the holdout rows (:meth:`JobData.predict_estimate`: measured in its trial where it was), with
+    margin."""
+    return ESTIMATE_MARGIN * data.predict_estimate(run.family, run.fit_seconds or 0.0, run.predict_seconds_per_row)
 
 
 def member_estimate(run: RunRecord, data: JobData) -> float:

@@ -24,7 +24,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import optuna
@@ -189,6 +189,15 @@ def open_study(database_url: str, job_id: int, seed: int, metric: Metric) -> opt
     )
 
 
+class Scored(NamedTuple):
+    """A succeeded trial, as the reserve for finalizing and the late-trial checks read it."""
+
+    score: float  # its CV score
+    fit_s: float  # its folds' summed fit seconds
+    family: str
+    predict_s_per_row: float | None = None  # what predicting its validation rows took, per row
+
+
 @dataclass
 class TuneProgress:
     """What the progress display shows, updated after every trial."""
@@ -201,7 +210,7 @@ class TuneProgress:
     best_score: float | None = None
     best_family: str | None = None
     last_family: str | None = None
-    scored: list[tuple[float, float, str]] = field(default_factory=list)  # (cv score, fit seconds, family)
+    scored: list[Scored] = field(default_factory=list)
     out_of_time: bool = False  # tuning stopped at the job's wall less the finalizing reserve
 
     @property
@@ -233,9 +242,9 @@ def reserve_seconds(
     refit_scale: float,
     limits: TuneLimits,
     greater_is_better: bool,
-    scored: list[tuple[float, float, str]] | None = None,
+    scored: list[Scored] | None = None,
     speedup: Callable[[str], float] | None = None,
-    predict_s: Callable[[str, float], float] | None = None,
+    predict_s: Callable[[str, float, float | None], float] | None = None,
 ) -> float:
     """Time kept back for finalizing: its fixed cost plus the refit cost (a trial's summed fit
     seconds times ``refit_scale``, over the family's ``speedup`` on the final fits' threads), with
@@ -244,7 +253,8 @@ def reserve_seconds(
     third of the wall or so): the best trial's first, then the others cheapest first. ``scored`` is
     every scored trial of the job (all workers'); by default this caller's own. A best trial
     whose refit is not waited for is registered as its trial fitted it, which still predicts the
-    holdout rows: ``predict_s(family, fit seconds)`` (:meth:`JobData.predict_estimate`), kept too."""
+    holdout rows: ``predict_s(family, fit seconds, measured seconds per row)``
+    (:meth:`JobData.predict_estimate`), kept too."""
     if limits.wall_end is None or progress.wall_s is None:
         return 0.0
     scored = progress.scored if scored is None else scored
@@ -254,7 +264,7 @@ def reserve_seconds(
         return min(max(fixed, 0.10 * progress.wall_s) + limits.refit_extra_s, cap)
     ranked = sorted(scored, key=lambda sf: sf[0], reverse=greater_is_better)
     likely = ranked[: min(3, limits.ensemble_size)]
-    leaders: dict[str, tuple[float, float, str]] = {}
+    leaders: dict[str, Scored] = {}
     for entry in ranked:
         leaders.setdefault(entry[2], entry)
     for entry in list(leaders.values())[: min(3, limits.ensemble_size)]:
@@ -265,13 +275,14 @@ def reserve_seconds(
     # not waited for (its member keeps its trial's own fit under a holdout split, or is left out):
     # keeping that much back would end tuning early for a refit that may still not fit.
     speedup = speedup or (lambda family: 1.0)
-    costs = [ESTIMATE_MARGIN * fit * refit_scale / speedup(family) for _, fit, family in likely]
+    costs = [ESTIMATE_MARGIN * entry.fit_s * refit_scale / speedup(entry.family) for entry in likely]
     reserve = fixed + limits.refit_extra_s
     if reserve + costs[0] <= LEAD_RESERVE_SHARE * progress.wall_s:
         reserve += costs[0]
         cap = max(cap, reserve)
     else:
-        predicted = predict_s(likely[0][2], likely[0][1]) if predict_s is not None else 0.0
+        lead = likely[0]
+        predicted = predict_s(lead.family, lead.fit_s, lead.predict_s_per_row) if predict_s is not None else 0.0
         reserve = min(reserve + ESTIMATE_MARGIN * predicted, LEAD_RESERVE_SHARE * progress.wall_s)
         cap = max(cap, reserve)
     for cost in sorted(costs[1:]):
@@ -284,10 +295,10 @@ def reserve_seconds(
 SCORED_READ_S = 1.0
 
 
-def scored_trials(store: Store, job_id: int) -> list[tuple[float, float, str]]:
-    """(CV score, fit seconds, family) of every succeeded trial of the job, whichever worker ran it."""
+def scored_trials(store: Store, job_id: int) -> list[Scored]:
+    """Every succeeded trial of the job, whichever worker ran it."""
     return [
-        (r.cv_score, r.fit_seconds or 0.0, r.family)
+        Scored(r.cv_score, r.fit_seconds or 0.0, r.family, r.predict_seconds_per_row)
         for r in store.list_runs(job_id)
         if r.kind == "trial" and r.status == "succeeded" and r.cv_score is not None
     ]
@@ -337,17 +348,15 @@ def _give_back(held: _Asked, store: Store, study: optuna.Study, job_id: int) -> 
 LATE_REDRAWS = 3
 
 
-def too_late(family: str, time_left: float, scored: list[tuple[float, float, str]]) -> bool:
+def too_late(family: str, time_left: float, scored: list[Scored]) -> bool:
     """Whether a ``family`` trial would not end in ``time_left`` seconds: the least fit time of
     its succeeded trials so far (a lower bound of a trial's length) is more than that. A family
     with no succeeded trial yet is always started."""
-    fits = [fit for _, fit, name in scored if name == family]
+    fits = [entry.fit_s for entry in scored if entry.family == family]
     return bool(fits) and min(fits) > time_left
 
 
-def in_time_family(
-    families: list[str], time_left: float, scored: list[tuple[float, float, str]], greater_is_better: bool
-) -> str | None:
+def in_time_family(families: list[str], time_left: float, scored: list[Scored], greater_is_better: bool) -> str | None:
     """The family to draw instead of one that is :func:`too_late`: the one with the best scored trial
     among those whose cheapest trial so far ends in ``time_left``; None when no scored family does.
 
@@ -355,7 +364,11 @@ def in_time_family(
     drawn), and after a few such draws tuning would stop starting trials while cheaper ones of the
     other leading families had seconds to run in (diamonds: a 17 s CatBoost drawn three times with
     17 s left ended tuning 14 s early)."""
-    fitting = [(score, name) for score, _, name in scored if name in families and not too_late(name, time_left, scored)]
+    fitting = [
+        (entry.score, entry.family)
+        for entry in scored
+        if entry.family in families and not too_late(entry.family, time_left, scored)
+    ]
     if not fitting:
         return None
     return (max if greater_is_better else min)(fitting)[1]
@@ -655,6 +668,7 @@ def _record(
             model_sha256=model_sha,
             folds_uri=folds_key,
             folds_sha256=folds_sha,
+            predict_seconds_per_row=out.get("predict_seconds_per_row"),
         ),
     )
     study.tell(trial, cv)
@@ -666,7 +680,7 @@ def _account(progress: TuneProgress, metric: Metric, result: tuple[str, str, flo
     progress.last_family = family
     if status == "succeeded" and score is not None:
         progress.done += 1
-        progress.scored.append((score, fit_s, family))
+        progress.scored.append(Scored(score, fit_s, family))
         if progress.best_score is None or is_better(metric, score, progress.best_score):
             progress.best_score, progress.best_family = score, family
     elif status == "pruned":
@@ -714,9 +728,9 @@ def tune(
     # Every worker of the job reserves time for the same finalizing step, so each reads the job's
     # scored trials from the store (at most once a second) rather than counting its own only: a
     # worker that ran the cheap trials would otherwise tune on into the time the other's need.
-    job_scored: list[tuple[float, float, str]] = []
+    job_scored: list[Scored] = []
     read_at, own_at_read = -math.inf, 0
-    scored: list[tuple[float, float, str]] = []  # the job's scored trials, as last read, and this caller's since
+    scored: list[Scored] = []  # the job's scored trials, as last read, and this caller's since
     starting = True  # whether new trials may start
     by_time = limits.wall_end is not None  # families' costs in seconds; in trials without a time budget
 

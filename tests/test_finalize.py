@@ -126,6 +126,8 @@ def test_holdout_scheme_registers_the_trials_own_fits_when_no_refit_fits_in_time
     assert summary["validation"]["scheme"] == "holdout"
     trials = [r for r in store.list_runs(job.id) if r.kind == "trial" and r.status == "succeeded"]
     assert trials and all(r.model_uri and r.model_sha256 for r in trials)
+    # Each trial measured what predicting its validation rows took, which prices its kept fit.
+    assert all(r.predict_seconds_per_row is not None and 0.0 < r.predict_seconds_per_row < 0.01 for r in trials)
     members = summary["model"]["members"]
     assert members and all(m["trained_on"] == "the trial's training split" for m in members)
     assert "trial's training split (no time left to refit on all" in summary["trained_on"]

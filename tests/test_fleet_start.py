@@ -53,7 +53,7 @@ def test_every_worker_keeps_back_the_finalizing_time_of_the_jobs_trials_not_only
     import time
 
     from automl.store.records import RunResult
-    from automl.tuning import TuneLimits, TuneProgress, reserve_seconds, scored_trials
+    from automl.tuning import Scored, TuneLimits, TuneProgress, reserve_seconds, scored_trials
 
     url = f"sqlite:///{tmp_path / 'store.db'}"
     store, artifacts = open_store(url), ArtifactStore(tmp_path / "art")
@@ -68,9 +68,11 @@ def test_every_worker_keeps_back_the_finalizing_time_of_the_jobs_trials_not_only
     store.finish_run(failed.id, RunResult(status="failed", error_code="TRIAL_FAILED"))
 
     scored = scored_trials(store, job.id)
-    assert sorted(family for _, _, family in scored) == ["catboost", "knn", "linear"]
+    assert sorted(entry.family for entry in scored) == ["catboost", "knn", "linear"]
     limits = TuneLimits(wall_end=time.monotonic() + 120, trial_cap=None, trial_time_s=None, ensemble_size=5)
-    own = TuneProgress(started=time.monotonic(), wall_s=120.0, scored=[(60.0, 0.1, "linear"), (62.0, 0.1, "knn")])
+    own = TuneProgress(
+        started=time.monotonic(), wall_s=120.0, scored=[Scored(60.0, 0.1, "linear"), Scored(62.0, 0.1, "knn")]
+    )
     alone = reserve_seconds(own, 1.25, limits, greater_is_better=False)
     shared = reserve_seconds(own, 1.25, limits, greater_is_better=False, scored=scored)
     assert alone < 5.0 < shared  # the CatBoost refit (1.25 x 12 s, with margin) is kept back by both workers

@@ -16,6 +16,7 @@ from automl.tuning import (
     MAX_TRIALS_AT_ONCE,
     MIN_TRIAL_S,
     TRIAL_SHARE,
+    Scored,
     in_time_family,
     too_late,
     trial_deadline,
@@ -133,7 +134,7 @@ def test_a_trial_gets_at_most_a_share_of_the_time_left_and_never_passes_the_wall
 
 
 def test_a_trial_whose_family_cannot_end_before_tuning_does_is_not_started() -> None:
-    scored = [(0.9, 12.0, "catboost"), (0.8, 14.0, "catboost"), (0.7, 0.3, "linear")]
+    scored = [Scored(0.9, 12.0, "catboost"), Scored(0.8, 14.0, "catboost"), Scored(0.7, 0.3, "linear")]
     # 2 s left: a CatBoost trial (its cheapest took 12 s) would only be killed at the end.
     assert too_late("catboost", 2.0, scored)
     assert not too_late("catboost", 13.0, scored)
@@ -144,8 +145,13 @@ def test_a_trial_whose_family_cannot_end_before_tuning_does_is_not_started() -> 
 
 def test_a_late_family_gives_way_to_the_best_family_that_can_end_in_time() -> None:
     families = ["catboost", "lightgbm", "linear", "knn"]
-    scored = [(0.95, 12.0, "catboost"), (0.93, 3.0, "lightgbm"), (0.91, 0.8, "lightgbm"), (0.90, 0.3, "linear")]
-    scored.append((0.92, 0.2, "knn"))
+    scored = [
+        Scored(0.95, 12.0, "catboost"),
+        Scored(0.93, 3.0, "lightgbm"),
+        Scored(0.91, 0.8, "lightgbm"),
+        Scored(0.90, 0.3, "linear"),
+    ]
+    scored.append(Scored(0.92, 0.2, "knn"))
     # 5 s left: CatBoost cannot end; LightGBM, the best of the rest, can.
     assert in_time_family(families, 5.0, scored, greater_is_better=True) == "lightgbm"
     # Its cheapest trial is what counts: 1 s left still fits a 0.8 s LightGBM trial.
@@ -524,12 +530,13 @@ def test_a_refit_on_more_threads_than_its_trials_is_estimated_faster_by_its_fami
 def test_the_reserve_keeps_time_for_the_best_trials_refit_before_cheaper_ones() -> None:
     import time
 
+    from automl.training import KEPT_LOAD_S
     from automl.tuning import TuneLimits, TuneProgress, reserve_seconds
 
     limits = TuneLimits(wall_end=time.monotonic() + 60, trial_cap=None, trial_time_s=None, ensemble_size=5)
     progress = TuneProgress(started=time.monotonic(), wall_s=60.0)
     # The best trial is a 10 s boosting fit; two cheaper, worse families lead the others.
-    scored = [(0.70, 10.0, "hist_gradient_boosting"), (0.80, 6.0, "svm"), (0.90, 5.0, "catboost")]
+    scored = [Scored(0.70, 10.0, "hist_gradient_boosting"), Scored(0.80, 6.0, "svm"), Scored(0.90, 5.0, "catboost")]
     fixed = 1.5 + 0.02 * 60
     kept = reserve_seconds(progress, 1.0, limits, False, scored)
     # The best trial's refit (1.5 x 10 s) is kept first; the cheapest of the others that fit after it.
@@ -538,16 +545,24 @@ def test_the_reserve_keeps_time_for_the_best_trials_refit_before_cheaper_ones() 
     faster = reserve_seconds(progress, 1.0, limits, False, scored, lambda family: 1.5)
     assert faster == pytest.approx(fixed + 10.0 + 5.0)
     # A best refit longer than the cap is not waited for; the others are kept.
-    slow = [(0.70, 40.0, "hist_gradient_boosting"), (0.80, 6.0, "svm"), (0.90, 5.0, "catboost")]
+    slow = [Scored(0.70, 40.0, "hist_gradient_boosting"), Scored(0.80, 6.0, "svm"), Scored(0.90, 5.0, "catboost")]
     assert reserve_seconds(progress, 1.0, limits, False, slow) == pytest.approx(fixed + 7.5 + 9.0)
     # Registered as its trial fitted it, it still predicts the holdout rows (a tenth of its fit's time).
-    predicted = reserve_seconds(progress, 1.0, limits, False, slow, predict_s=lambda family, fit_s: 0.1 * fit_s)
+    predicted = reserve_seconds(
+        progress, 1.0, limits, False, slow, predict_s=lambda family, fit_s, per_row: 0.1 * fit_s
+    )
     assert predicted == pytest.approx(fixed + 1.5 * 40.0 * 0.1 + 7.5)
+    # Where its trial measured its prediction, the measurement is what is kept (and, being less, it
+    # leaves room under the cap for both other refits).
+    measured = [slow[0]._replace(predict_s_per_row=1e-4), *slow[1:]]
+    data = _data(_frame(30_000, 4), scheme="holdout")
+    from_trial = reserve_seconds(progress, 1.0, limits, False, measured, predict_s=data.predict_estimate)
+    assert from_trial == pytest.approx(fixed + 1.5 * (1e-4 * len(data.y_holdout) + KEPT_LOAD_S) + 7.5 + 9.0)
     # That prediction is kept back up to half the wall, as a refit would be.
-    half = reserve_seconds(progress, 1.0, limits, False, slow, predict_s=lambda family, fit_s: 0.5 * fit_s)
+    half = reserve_seconds(progress, 1.0, limits, False, slow, predict_s=lambda family, fit_s, per_row: 0.5 * fit_s)
     assert half == pytest.approx(30.0)
     # One past the others' cap (a third of the wall or so) but within half the wall is kept, alone.
-    slower = [(0.70, 16.0, "hist_gradient_boosting"), (0.80, 1.0, "svm"), (0.90, 1.0, "catboost")]
+    slower = [Scored(0.70, 16.0, "hist_gradient_boosting"), Scored(0.80, 1.0, "svm"), Scored(0.90, 1.0, "catboost")]
     assert reserve_seconds(progress, 1.0, limits, False, slower) == pytest.approx(fixed + 24.0)
 
 
@@ -571,6 +586,29 @@ def test_the_fallback_registers_the_best_kept_trial_fit_that_can_predict_the_hol
     assert kept_fit_in_time(kept, data, 5.0).family == "catboost"  # the best one that still fits
     assert kept_fit_in_time(kept[2:], data, 1.0).family == "xgboost"
     assert kept_fit_in_time(kept[2:], data, 0.1).family == "linear"  # none fits: the quickest
+
+
+def test_a_kept_fit_is_priced_by_the_prediction_its_trial_measured() -> None:
+    import dataclasses
+
+    from automl.finalize import kept_fit_in_time, kept_predict_estimate
+    from automl.training import KEPT_LOAD_S
+
+    data = _data(_frame(30_000, 4), scheme="holdout")
+    # Histogram boosting on wide data: slow to fit, quick to predict. From its fit seconds its
+    # prediction looks dear; its trial measured 2 microseconds a row.
+    hgb = dataclasses.replace(_trial_run("hist_gradient_boosting", 40.0), id=1, model_uri="trial-1.joblib")
+    measured = dataclasses.replace(hgb, predict_seconds_per_row=2e-6)
+    modelled = data.predict_estimate("hist_gradient_boosting", 40.0)
+    assert kept_predict_estimate(hgb, data) == pytest.approx(1.5 * modelled)
+    assert kept_predict_estimate(measured, data) == pytest.approx(1.5 * (2e-6 * len(data.y_holdout) + KEPT_LOAD_S))
+    # Short of time, the measured one is still taken over a worse CatBoost fit that predicts fast.
+    catboost = dataclasses.replace(_trial_run("catboost", 40.0), id=2, model_uri="trial-2.joblib")
+    assert kept_fit_in_time([hgb, catboost], data, 2.0).family == "catboost"
+    assert kept_fit_in_time([measured, catboost], data, 2.0) is measured
+    # A slow measured prediction is priced as such.
+    slow = dataclasses.replace(hgb, predict_seconds_per_row=1e-3)
+    assert kept_fit_in_time([slow, catboost], data, 2.0).family == "catboost"
 
 
 def test_a_kept_fit_costs_its_prediction_or_its_refit_whichever_is_less() -> None:

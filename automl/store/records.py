@@ -95,6 +95,8 @@ class RunRecord:
     model_sha256: str | None
     folds_uri: str | None = None  # the models a trial's K folds fitted (K-fold CV, tree families)
     folds_sha256: str | None = None
+    # Seconds the trial's fits took to predict their validation rows, per row (succeeded trials).
+    predict_seconds_per_row: float | None = None
     error_code: str | None
     error_message: str | None
     worker: str | None
@@ -117,6 +119,7 @@ class RunResult:
     model_sha256: str | None = None
     folds_uri: str | None = None
     folds_sha256: str | None = None
+    predict_seconds_per_row: float | None = None
     members: list[Any] | None = None
     error_code: str | None = None
     error_message: str | None = None

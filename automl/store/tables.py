@@ -133,6 +133,7 @@ class RunRow(Base):
     model_sha256: Mapped[str | None] = mapped_column(String(64))
     folds_uri: Mapped[str | None] = mapped_column(Text)
     folds_sha256: Mapped[str | None] = mapped_column(String(64))
+    predict_seconds_per_row: Mapped[float | None] = mapped_column(Float)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(200))
