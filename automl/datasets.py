@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
@@ -43,6 +44,13 @@ class LoadedTable:
 # Profiles of the tables this process read, by content fingerprint (the latest few).
 _PROFILES: OrderedDict[str, DatasetProfile] = OrderedDict()
 _PROFILES_KEPT = 4
+
+
+# The tables this process parsed, by content fingerprint, held weakly: a job run by the process
+# that submitted it (``automl run``) reads the frame its spec was checked against, while that is
+# still alive, instead of parsing the stored copy of the same bytes again (1.1 s on 300,000 rows x
+# 55 columns). Nothing is kept alive for it; a job elsewhere reads the stored copy.
+_FRAMES: weakref.WeakValueDictionary[str, pd.DataFrame] = weakref.WeakValueDictionary()
 
 
 def profile_of(frame: pd.DataFrame, fingerprint: str) -> DatasetProfile:
@@ -155,7 +163,9 @@ def load_table(path: str | Path, fmt: str | None = None) -> LoadedTable:
         )
     data = read_bytes(path)
     frame = parse_table(data, fmt, str(path))
-    return LoadedTable(path, fmt, sha256_bytes(data), len(data), frame)
+    fingerprint = sha256_bytes(data)
+    _FRAMES[fingerprint] = frame
+    return LoadedTable(path, fmt, fingerprint, len(data), frame)
 
 
 def stored_key(fingerprint: str, fmt: str) -> str:
@@ -195,7 +205,11 @@ def register_dataset(
 
 
 def load_registered(dataset: DatasetRecord, artifacts: ArtifactStore) -> pd.DataFrame:
-    """The stored copy of a registered dataset, checked against its fingerprint."""
+    """The stored copy of a registered dataset, checked against its fingerprint; or, where this
+    process still holds the table it parsed from those very bytes, that table (a shallow copy)."""
+    known = _FRAMES.get(dataset.fingerprint)
+    if known is not None and len(known) == dataset.n_rows and len(known.columns) == dataset.n_columns:
+        return known.copy(deep=False)
     data = artifacts.get_bytes(dataset.stored_uri, dataset.fingerprint)
     return parse_table(data, dataset.format, f"dataset {dataset.id} ({dataset.name})")
 

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 REPO = Path(__file__).resolve().parents[1]
 # Any folder holding CSVs and a manifest.json in the shared one's format (name, file, target, task,
@@ -131,9 +131,11 @@ def run_automl(entry: dict[str, Any], budget: float) -> dict[str, Any]:
         store, arts = open_store(url), ArtifactStore(Path(tmp) / "art")
         # As `automl run` does: the budget counts from before the data is loaded and registered.
         clock, start = datetime.now(UTC), time.monotonic()
-        job = submit_job(store, arts, parse_spec(raw, base_dir=Path(tmp)))
+        loaded = parse_spec(raw, base_dir=Path(tmp))  # held while the job runs, as `automl run` holds it
+        job = submit_job(store, arts, loaded)
         job = run_job(store, arts, job.id, url, clock_started=clock)
         wall = time.monotonic() - start
+        del loaded
         peak = _peak_rss_mb()  # the job's, before the holdout is read again below
         summary = job.summary or {}
         trials = len([r for r in store.list_runs(job.id) if r.kind == "trial"])
@@ -314,14 +316,14 @@ def _interval(name: str, metric: str, a: dict[str, Any] | None, b: dict[str, Any
     return difference_interval(metric, np.load(y_file), pa, pb)
 
 
-def _known(interval: tuple[float, float] | None) -> bool:
+def _known(interval: tuple[float, float] | None) -> TypeGuard[tuple[float, float]]:
     """Whether there is an interval and both its bounds are finite."""
     return interval is not None and all(math.isfinite(x) for x in interval)
 
 
 def _decided(interval: tuple[float, float] | None) -> int:
     """1 or -1 where the interval lies above or below 0; 0 where it holds 0 (or is unknown)."""
-    if interval is None or not _known(interval):
+    if not _known(interval):
         return 0
     low, high = interval
     return 1 if low > 0 else -1 if high < 0 else 0
@@ -367,7 +369,7 @@ def _cell(x: dict[str, Any] | None, key: str, spec: str) -> str:
 
 
 def _show(interval: tuple[float, float] | None) -> str:
-    if interval is None or not _known(interval):
+    if not _known(interval):
         return "—"
     return f"{interval[0]:+.4g} to {interval[1]:+.4g}"
 

@@ -418,3 +418,45 @@ def test_a_submitted_table_is_profiled_once_from_the_spec_check_to_the_job(
         ).to_dict()
     )
     assert len(profiled) == 2  # an unknown content is profiled afresh
+
+
+def test_a_job_run_by_the_submitting_process_reads_the_table_it_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: Store
+) -> None:
+    import gc
+
+    import automl.datasets
+    from automl.pipeline import start_job, submit_job
+    from automl.spec import load_spec_file
+    from tests.engine_helpers import write_spec
+
+    parsed: list[str] = []
+    parse = automl.datasets.parse_table
+
+    def counting(data: bytes, fmt: str, source: str) -> pd.DataFrame:
+        parsed.append(source)
+        return parse(data, fmt, source)
+
+    monkeypatch.setattr(automl.datasets, "parse_table", counting)
+    spec = write_spec(tmp_path, "titanic.csv", dataset={"target": "survived"}, task="classification")
+    arts = ArtifactStore(tmp_path / "art")
+    loaded = load_spec_file(spec)  # as `automl run` does, the checked spec is held while its job runs
+    job = submit_job(store, arts, loaded)
+    ctx = start_job(store, arts, job.id)
+    assert len(parsed) == 1 and parsed[0].endswith("titanic.csv")  # the spec's file, once
+    assert loaded.table is not None
+    reused = load_registered(store.get_dataset(job.dataset_id), arts)
+    assert reused is not loaded.table.frame and reused.equals(loaded.table.frame) and len(parsed) == 1
+    assert len(ctx.data.y) + len(ctx.data.y_holdout) == len(loaded.table.frame)
+
+    # Once the submitted table is gone, the stored copy is read, and checked against its fingerprint.
+    del loaded, reused, ctx
+    gc.collect()
+    dataset = store.get_dataset(job.dataset_id)
+    fresh = load_registered(dataset, arts)
+    assert len(parsed) == 2 and parsed[1].startswith(f"dataset {dataset.id}")
+    assert fresh.equals(pd.read_csv(DATA / "titanic.csv"))
+    stored = arts.path(dataset.stored_uri)
+    stored.write_bytes(stored.read_bytes().replace(b"female", b"Female", 1))
+    with pytest.raises(ArtifactCorrupt):
+        load_registered(dataset, arts)
