@@ -89,3 +89,32 @@ def test_a_restated_target_is_found_among_thousands_of_columns() -> None:
     frame["amount"] = rng.normal(size=rows)
     frame["amount_cents"] = frame["amount"] * 100
     assert find_leaks(frame, "amount", "regression") == ["amount_cents"]
+
+
+def _restates_as_text(frame: pd.DataFrame, name: str, target: str) -> bool:
+    """The one-to-one rule read plainly: distinct (value, class) pairs as text, rows with both."""
+    both = pd.DataFrame({"x": frame[name], "y": frame[target]}).dropna()
+    pairs = both.astype(str).drop_duplicates()
+    return len(pairs) == pairs["x"].nunique() == pairs["y"].nunique() >= 2
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_one_to_one_leak_rule_on_codes_finds_what_pairs_of_texts_find(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    rows = 400
+    y = rng.choice(["a", "b", "c"], rows)
+    frame = pd.DataFrame({"y": y})
+    frame.loc[rng.random(rows) < 0.02, "y"] = None
+    mapped = pd.Series(y).map({"a": 1, "b": 2, "c": 3})
+    frame["ints"] = mapped
+    frame["floats"] = mapped * 0.5
+    frame["words"] = pd.Series(y).map({"a": "x", "b": "y", "c": "z"})
+    frame["holes"] = frame["floats"].where(rng.random(rows) > 0.05)
+    frame["merged"] = pd.Series(y).map({"a": 1, "b": 1, "c": 2})  # two classes on one value
+    frame["split"] = mapped.where(rng.random(rows) > 0.01, 4)  # one class on two values, now and then
+    frame["flags"] = rng.integers(0, 2, rows)
+    frame["mixed"] = pd.Series(y).map({"a": 1, "b": "1.5", "c": 2.0}).astype(object)
+    frame["bools"] = pd.Series(y) == "a"
+    expected = [n for n in frame.columns if n != "y" and _restates_as_text(frame, n, "y")]
+    assert find_leaks(frame, "y", "multiclass") == expected
+    assert {"ints", "floats", "words", "mixed"} <= set(expected) and not {"merged", "flags", "bools"} & set(expected)
