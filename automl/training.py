@@ -188,10 +188,10 @@ def prepare_data(
         y = raw_y.astype(float)
         stratify = None
     else:
-        uniques = np.unique(raw_y.astype(str)) if raw_y.dtype == object else np.unique(raw_y)
+        # Classes in sorted order, each row's class as its index among them (labels as text).
+        uniques, codes = np.unique(raw_y.astype(str) if raw_y.dtype == object else raw_y, return_inverse=True)
         classes = [u.item() if isinstance(u, np.generic) else u for u in uniques]
-        lookup = {c: i for i, c in enumerate(classes)}
-        y = np.array([lookup[v.item() if isinstance(v, np.generic) else v] for v in raw_y], dtype=int)
+        y = codes.astype(int).ravel()
         stratify = y if np.bincount(y).min() >= 2 else None
     keys = row_keys(frame, id_column)
     hold_mask = keys < holdout_fraction
