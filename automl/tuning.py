@@ -585,10 +585,18 @@ def _collect(
     return outcomes
 
 
-def _record(
-    outcome: _Outcome, study: optuna.Study, store: Store, artifacts: ArtifactStore, job_id: int
-) -> tuple[str, str, float | None, float]:
-    """Write the trial's run and tell the study. Returns (family, status, cv_score, fit_seconds)."""
+class Recorded(NamedTuple):
+    """A finished trial as :func:`_record` wrote it, for this caller's progress."""
+
+    family: str
+    status: str
+    score: float | None  # its CV score (succeeded trials)
+    fit_s: float
+    predict_s_per_row: float | None = None  # measured in the trial (succeeded trials)
+
+
+def _record(outcome: _Outcome, study: optuna.Study, store: Store, artifacts: ArtifactStore, job_id: int) -> Recorded:
+    """Write the trial's run and tell the study."""
     launched = outcome.launched
     trial, family, run_id = launched.asked.trial, launched.asked.family, launched.run_id
     scores = launched.scores
@@ -608,11 +616,11 @@ def _record(
             ),
         )
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        return family, "timeout", None, 0.0
+        return Recorded(family, "timeout", None, 0.0)
     if isinstance(exc, ChildStopped):
         store.finish_run(run_id, RunResult(status="cancelled", fold_scores=scores or None, error_code="CANCELLED"))
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        return family, "cancelled", None, 0.0
+        return Recorded(family, "cancelled", None, 0.0)
     if exc is not None:
         code = "TRIAL_CRASHED" if isinstance(exc, ChildCrashed) else "TRIAL_FAILED"
         message = f"{exc}\n{exc.trace}" if isinstance(exc, ChildError) else str(exc)
@@ -621,7 +629,7 @@ def _record(
             RunResult(status="failed", fold_scores=scores or None, error_code=code, error_message=message[-4000:]),
         )
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        return family, "failed", None, 0.0
+        return Recorded(family, "failed", None, 0.0)
     out = outcome.out
     assert out is not None
     # Time in model work (fits, fold predictions, scoring): wall time minus this is orchestration.
@@ -637,14 +645,14 @@ def _record(
     if out["stopped"] == CANCEL:
         store.finish_run(run_id, RunResult(status="cancelled", fold_scores=fold_scores, error_code="CANCELLED"))
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        return family, "cancelled", None, out["fit_seconds"]
+        return Recorded(family, "cancelled", None, out["fit_seconds"])
     if out["stopped"] == PRUNE:
         store.finish_run(
             run_id,
             RunResult(status="pruned", fold_scores=fold_scores, fit_seconds=out["fit_seconds"], cv_score=partial),
         )
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        return family, "pruned", None, out["fit_seconds"]
+        return Recorded(family, "pruned", None, out["fit_seconds"])
     cv = float(np.mean(fold_scores))
     oof_key = _save_oof(artifacts, job_id, trial.number, out["oof"])
     model_key = model_sha = None
@@ -672,15 +680,17 @@ def _record(
         ),
     )
     study.tell(trial, cv)
-    return family, "succeeded", cv, out["fit_seconds"]
+    return Recorded(family, "succeeded", cv, out["fit_seconds"], out.get("predict_seconds_per_row"))
 
 
-def _account(progress: TuneProgress, metric: Metric, result: tuple[str, str, float | None, float]) -> None:
-    family, status, score, fit_s = result
+def _account(progress: TuneProgress, metric: Metric, result: Recorded) -> None:
+    family, status, score = result.family, result.status, result.score
     progress.last_family = family
     if status == "succeeded" and score is not None:
         progress.done += 1
-        progress.scored.append(Scored(score, fit_s, family))
+        # With its measured prediction, as the job's trials read from the store carry it: the
+        # finalizing reserve prices a lead's kept fit by it (fit seconds alone were 20x off).
+        progress.scored.append(Scored(score, result.fit_s, family, result.predict_s_per_row))
         if progress.best_score is None or is_better(metric, score, progress.best_score):
             progress.best_score, progress.best_family = score, family
     elif status == "pruned":
@@ -739,7 +749,7 @@ def tune(
         _account(progress, metric, result)
         if on_progress is not None:
             on_progress(progress)
-        return result[1]
+        return result.status
 
     try:
         while True:

@@ -101,13 +101,21 @@ def test_calibrated_probabilities_stay_inside_0_1_and_do_not_hurt_held_out_log_l
 def test_holdout_scheme_registers_the_trials_own_fits_when_no_refit_fits_in_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from automl import finalize
+    from automl import finalize, tuning
 
     def no_refit(*args: Any) -> Any:  # injected: no refit finishes before the wall
         time.sleep(600)
 
     monkeypatch.setattr(finalize, "refit", no_refit)
     monkeypatch.setattr(finalize, "fit_all_rows", no_refit)
+    seen: list[Any] = []  # the trials the finalizing reserve was priced from, as tuning passed them
+    reserve = tuning.reserve_seconds
+
+    def watched_reserve(*args: Any, **kwargs: Any) -> float:
+        seen.extend(args[4] if len(args) > 4 else kwargs.get("scored") or [])
+        return reserve(*args, **kwargs)
+
+    monkeypatch.setattr(tuning, "reserve_seconds", watched_reserve)
     spec = write_spec(
         tmp_path,
         "titanic.csv",
@@ -128,6 +136,8 @@ def test_holdout_scheme_registers_the_trials_own_fits_when_no_refit_fits_in_time
     assert trials and all(r.model_uri and r.model_sha256 for r in trials)
     # Each trial measured what predicting its validation rows took, which prices its kept fit.
     assert all(r.predict_seconds_per_row is not None and 0.0 < r.predict_seconds_per_row < 0.01 for r in trials)
+    # The reserve read it for every trial: the job's from the store and this process's own since.
+    assert seen and all(entry.predict_s_per_row is not None for entry in seen)
     members = summary["model"]["members"]
     assert members and all(m["trained_on"] == "the trial's training split" for m in members)
     assert "trial's training split (no time left to refit on all" in summary["trained_on"]
