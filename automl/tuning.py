@@ -262,11 +262,11 @@ def reserve_seconds(
     cap = min(0.35 * progress.wall_s + limits.refit_extra_s, LEAD_RESERVE_SHARE * progress.wall_s)
     if not scored:
         return min(max(fixed, 0.10 * progress.wall_s) + limits.refit_extra_s, cap)
-    ranked = sorted(scored, key=lambda sf: sf[0], reverse=greater_is_better)
+    ranked = sorted(scored, key=lambda entry: entry.score, reverse=greater_is_better)
     likely = ranked[: min(3, limits.ensemble_size)]
     leaders: dict[str, Scored] = {}
     for entry in ranked:
-        leaders.setdefault(entry[2], entry)
+        leaders.setdefault(entry.family, entry)
     for entry in list(leaders.values())[: min(3, limits.ensemble_size)]:
         if entry not in likely:
             likely.append(entry)
