@@ -175,13 +175,21 @@ def stored_key(fingerprint: str, fmt: str) -> str:
 def register_table(
     store: Store, artifacts: ArtifactStore, table: LoadedTable, name: str | None = None
 ) -> tuple[DatasetRecord, bool]:
-    """Copy the file into the artifact store by content and record it; same content → same record."""
+    """Copy the file into the artifact store by content and record it; same content → same record.
+    A file whose bytes changed since ``table`` was read is refused before anything is stored: the
+    copy must be the content that was checked and fingerprinted."""
     existing = store.find_dataset(table.fingerprint)
     if existing is not None:
         return existing, False
     key = stored_key(table.fingerprint, table.format)
     if not artifacts.exists(key):
-        artifacts.put_bytes(key, table.path.read_bytes())
+        data = read_bytes(table.path)
+        if sha256_bytes(data) != table.fingerprint:
+            raise DatasetUnreadable(
+                f"{table.path} changed after it was read and checked (its content has a new sha256)",
+                hint="run again once nothing is writing to the file, or point the spec at a finished copy",
+            )
+        artifacts.put_bytes(key, data)
     profile = table.profile
     return store.add_dataset(
         NewDataset(

@@ -460,3 +460,23 @@ def test_a_job_run_by_the_submitting_process_reads_the_table_it_checked(
     stored.write_bytes(stored.read_bytes().replace(b"female", b"Female", 1))
     with pytest.raises(ArtifactCorrupt):
         load_registered(dataset, arts)
+
+
+def test_a_file_changed_between_its_check_and_its_copy_is_refused_and_nothing_is_stored(
+    tmp_path: Path, store: Store
+) -> None:
+    from automl.datasets import register_table
+
+    path = _write(tmp_path, "titanic.csv", TITANIC.read_bytes())
+    arts = ArtifactStore(tmp_path / "art")
+    checked = load_table(path)
+    path.write_bytes(TITANIC.read_bytes().replace(b"female", b"Female", 1))  # rewritten meanwhile
+    with pytest.raises(DatasetUnreadable, match="changed after it was read") as raised:
+        register_table(store, arts, checked)
+    assert "run again" in (raised.value.hint or "")
+    assert not arts.exists(stored_key(checked.fingerprint, "csv"))
+    assert store.find_dataset(checked.fingerprint) is None
+
+    path.write_bytes(TITANIC.read_bytes())  # the content that was checked: stored, and it reads back
+    record, created = register_table(store, arts, checked)
+    assert created and load_registered(record, arts).equals(checked.frame)
