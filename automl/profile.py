@@ -186,15 +186,32 @@ def _plain_number(dtype: Any) -> bool:
     return bool(pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype))
 
 
-def _distinct(values: np.ndarray) -> np.ndarray:
-    """The number of distinct non-missing values in each column of a float matrix."""
-    ordered = np.sort(values, axis=0)  # missing values sort last
+def _distinct(ordered: np.ndarray) -> np.ndarray:
+    """The number of distinct non-missing values in each column of a column-sorted float matrix
+    (missing values last, as :func:`numpy.sort` puts them)."""
     present = ~np.isnan(ordered)
     new = np.empty_like(present)
     new[:1] = present[:1]
     new[1:] = (ordered[1:] != ordered[:-1]) & present[1:]
     counts: np.ndarray = new.sum(axis=0)
     return counts
+
+
+def _sorted_quantiles(ordered: np.ndarray, present: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
+    """The ``qs`` quantiles (linear interpolation, as pandas and numpy compute them) of each column
+    of a column-sorted float matrix whose first ``present[j]`` entries of column j are its values;
+    NaN for a column with none. Read off the one sort the distinct counts need."""
+    out = np.full((len(qs), ordered.shape[1]), np.nan)
+    cols = np.flatnonzero(present > 0)
+    last = present[cols] - 1
+    for j, q in enumerate(qs):
+        position = q * last
+        low = np.floor(position).astype(np.intp)
+        high = np.minimum(low + 1, last)
+        a, b, t = ordered[low, cols], ordered[high, cols], position - low
+        with np.errstate(invalid="ignore"):  # inf - inf, where a is taken instead
+            out[j, cols] = np.where((a == b) | (t == 0), a, a + (b - a) * t)
+    return out
 
 
 def _numeric_profiles(frame: pd.DataFrame) -> dict[Any, ColumnProfile]:
@@ -210,7 +227,8 @@ def _numeric_profiles(frame: pd.DataFrame) -> dict[Any, ColumnProfile]:
     block = frame[names]
     rows = len(frame)
     values = block.to_numpy(dtype="float64", na_value=np.nan)
-    distinct = pd.Series(_distinct(values), index=names)
+    ordered = np.sort(values, axis=0)  # once: distinct counts, extremes and quantiles read it
+    distinct = pd.Series(_distinct(ordered), index=names)
     for i, name in enumerate(names):  # integers beyond float precision: counted exactly
         if pd.api.types.is_integer_dtype(dtypes[name]) and np.nanmax(np.abs(values[:, i]), initial=0) >= 2**53:
             distinct[name] = block[name].nunique()
@@ -219,8 +237,7 @@ def _numeric_profiles(frame: pd.DataFrame) -> dict[Any, ColumnProfile]:
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(values, axis=0)
         std = np.nanstd(values, axis=0, ddof=1)
-        low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
-        q = np.nanquantile(values, [0.25, 0.5, 0.75], axis=0)
+        q = _sorted_quantiles(ordered, present, (0.0, 0.25, 0.5, 0.75, 1.0))
     out: dict[Any, ColumnProfile] = {}
     for i, name in enumerate(names):
         if distinct[name] <= 2:
@@ -229,8 +246,8 @@ def _numeric_profiles(frame: pd.DataFrame) -> dict[Any, ColumnProfile]:
         if unique_ints and (_ID_NAME.search(str(name)) or _row_numbers(block[name].dropna())):
             continue  # an identifier: the per-column rules word it
         summary = {
-            "mean": float(mean[i]), "std": float(std[i]), "min": float(low[i]),
-            "p25": float(q[0, i]), "p50": float(q[1, i]), "p75": float(q[2, i]), "max": float(high[i]),
+            "mean": float(mean[i]), "std": float(std[i]), "min": float(q[0, i]),
+            "p25": float(q[1, i]), "p50": float(q[2, i]), "p75": float(q[3, i]), "max": float(q[4, i]),
         }  # fmt: skip
         missing = 1.0 - present[i] / rows if rows else 0.0
         out[name] = ColumnProfile(

@@ -118,3 +118,22 @@ def test_the_one_to_one_leak_rule_on_codes_finds_what_pairs_of_texts_find(seed: 
     expected = [n for n in frame.columns if n != "y" and _restates_as_text(frame, n, "y")]
     assert find_leaks(frame, "y", "multiclass") == expected
     assert {"ints", "floats", "words", "mixed"} <= set(expected) and not {"merged", "flags", "bools"} & set(expected)
+
+
+def test_quantiles_read_off_the_sorted_columns_match_numpys() -> None:
+    from automl.profile import _sorted_quantiles
+
+    rng = np.random.default_rng(3)
+    for rows in (1, 2, 7, 500):
+        values = np.round(rng.normal(size=(rows, 6)) * 10, 1)  # ties
+        values[rng.random(values.shape) < 0.3] = np.nan
+        values[:, 4] = np.nan  # a column with no value
+        values[0, 5], values[-1, 5] = np.inf, -np.inf
+        ordered = np.sort(values, axis=0)
+        present = (~np.isnan(values)).sum(axis=0)
+        got = _sorted_quantiles(ordered, present, (0.0, 0.25, 0.5, 0.75, 1.0))
+        with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+            want = np.nanquantile(values, [0.0, 0.25, 0.5, 0.75, 1.0], axis=0)
+        np.testing.assert_allclose(got[:, :5], want[:, :5], rtol=1e-12, equal_nan=True)
+        assert np.isnan(got[:, 4]).all()
+        assert got[0, 5] == np.nanmin(values[:, 5]) and got[-1, 5] == np.nanmax(values[:, 5])
