@@ -102,7 +102,8 @@ class CvSpec(_Strict):
     scheme: Literal["auto", "cv", "holdout"] = Field(
         "auto",
         description="How trials are validated: K-fold `cv`, one `holdout` split (a tenth of the training "
-        "rows), or `auto`: K-fold while rows x columns is small for the time budget, else a holdout split.",
+        "rows, at most 10,000), or `auto`: K-fold while rows x columns is small for the time budget, else a "
+        "holdout split.",
     )
 
 

@@ -62,10 +62,10 @@ def test_large_data_for_the_budget_gets_one_holdout_split() -> None:
 def test_trials_train_on_a_sample_when_the_budget_cannot_cover_every_row() -> None:
     from automl.validation import MIN_TRIAL_ROWS, TRIAL_CELLS_PER_SECOND, make_folds
 
-    # 430k training rows x 9 columns at 60 s: a trial trains on 166,666 of the split's 387k rows.
+    # 430k training rows x 9 columns at 60 s: a trial trains on 166,666 of the split's 420k rows.
     choice = choose_validation(430_000, 9, 60.0)
     assert choice.max_train_rows == TRIAL_CELLS_PER_SECOND * 60 // 9
-    assert "166,666 of its 387,000 rows" in choice.reason
+    assert "166,666 of its 420,000 rows" in choice.reason
     assert choose_validation(430_000, 9, 3600.0).max_train_rows is None  # an hour covers them
     assert choose_validation(43_152, 9, 60.0).max_train_rows is None  # diamonds: all rows
     assert choose_validation(430_000, 500, 60.0).max_train_rows == MIN_TRIAL_ROWS  # wide: a floor
@@ -80,6 +80,28 @@ def test_trials_train_on_a_sample_when_the_budget_cannot_cover_every_row() -> No
     assert set(train) < set(full_train) and abs(y[train].mean() - y.mean()) < 0.002  # stratified
     [(again, _)] = make_folds(y, capped, True, seed=3)
     assert np.array_equal(train, again)  # every worker draws the same sample
+
+
+def test_the_validation_split_stops_growing_at_its_ceiling() -> None:
+    from automl.validation import HOLDOUT_MAX_VALID_ROWS, holdout_valid_rows, make_folds
+
+    rng = np.random.default_rng(0)
+    holdout = Validation("holdout", 1, "test")
+    # Up to the ceiling a tenth of the rows, as before (rounded up, as scikit-learn rounds it).
+    y = (rng.random(60_001) < 0.2).astype(int)
+    [(train, valid)] = make_folds(y, holdout, True, seed=3)
+    assert len(valid) == holdout_valid_rows(60_001) == math.ceil(0.1 * 60_001) and len(train) + len(valid) == 60_001
+    # Past it, the ceiling: every other row trains, and the split keeps the classes' shares.
+    y = (rng.random(250_000) < 0.2).astype(int)
+    [(train, valid)] = make_folds(y, holdout, True, seed=3)
+    assert len(valid) == holdout_valid_rows(250_000) == HOLDOUT_MAX_VALID_ROWS
+    assert len(train) == 250_000 - HOLDOUT_MAX_VALID_ROWS and not set(train) & set(valid)
+    assert abs(y[valid].mean() - y.mean()) < 0.002
+    # A capped sample of training rows is drawn from the rest, and the reason counts the rows that train.
+    capped = Validation("holdout", 1, "test", 40_000)
+    [(sampled, same_valid)] = make_folds(y, capped, True, seed=3)
+    assert len(sampled) == 40_000 and set(sampled) < set(train) and np.array_equal(same_valid, valid)
+    assert "trials train on 40,000 of its 230,000 rows" in choose_validation(240_000, 54, 60.0).reason
 
 
 def test_the_spec_can_force_either_scheme() -> None:
