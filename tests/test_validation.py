@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -547,6 +548,49 @@ def test_a_refit_on_more_threads_than_its_trials_is_estimated_faster_by_its_fami
     forest, knn = _trial_run("random_forest", 10.0), _trial_run("knn", 10.0)
     assert refit_estimate(forest, final) == pytest.approx(refit_estimate(forest, data) / (1 + 3 * gain))
     assert refit_estimate(knn, final) == refit_estimate(knn, data)
+
+
+def test_a_kept_fit_predicts_on_the_final_fits_threads_and_is_priced_so(tmp_path: Path) -> None:
+    import dataclasses
+
+    import automl.training as training
+    from automl.artifacts import ArtifactStore
+    from automl.training import KEPT_LOAD_S, build, predict_trial_model
+
+    data = _data(_frame(3_000, 4), scheme="holdout")
+    # Trials on one thread each, the finalizer on two: trees spread a prediction over threads.
+    final = dataclasses.replace(data, n_jobs=2, trial_threads=1, final_threads=2)
+    assert final.predict_speedup("lightgbm") == pytest.approx(1.8) and final.predict_speedup("linear") == 1.0
+    expected = 1e-3 * len(data.y_holdout) / 1.8 + KEPT_LOAD_S
+    assert final.predict_estimate("lightgbm", 5.0, 1e-3) == pytest.approx(expected)
+    assert final.predict_estimate("linear", 5.0, 1e-3) == data.predict_estimate("linear", 5.0, 1e-3)
+
+    seen: list[Any] = []
+    predict = training.predict_matrix
+
+    def watching(model: Any, *args: Any) -> Any:
+        seen.append(model.named_steps["model"].model_)
+        return predict(model, *args)
+
+    arts = ArtifactStore(tmp_path)
+    train, _ = data.folds[0]
+    for family, threads in (("lightgbm", lambda m: m.n_jobs), ("xgboost", _xgb_threads)):
+        model = build(data, family, {"n_estimators": 20})  # fitted in a trial, on one thread
+        model.fit(data.X.iloc[train], data.y[train])
+        sha = arts.put_object(f"{family}.joblib", model)
+        training.predict_matrix = watching
+        try:
+            out = predict_trial_model(None, final, str(arts.root), f"{family}.joblib", sha)  # type: ignore[arg-type]
+        finally:
+            training.predict_matrix = predict
+        assert threads(seen[-1]) == 2, family
+        assert np.allclose(out["holdout"], predict(model, data.X_holdout, data.task, data.n_classes))
+
+
+def _xgb_threads(booster: Any) -> int:
+    import json
+
+    return int(json.loads(booster.save_config())["learner"]["generic_param"]["nthread"])
 
 
 def test_the_reserve_keeps_time_for_the_best_trials_refit_before_cheaper_ones() -> None:

@@ -99,6 +99,17 @@ class Booster(BaseEstimator):  # type: ignore[misc]
         """Probabilities (classifier, one column per entry of ``classes_``) or values."""
         raise NotImplementedError
 
+    def _model_threads(self, model: Any, n_jobs: int) -> None:
+        """Make the fitted native ``model`` predict on ``n_jobs`` threads (where it keeps its own
+        count; the default leaves it as it is)."""
+
+    def set_threads(self, n_jobs: int) -> None:
+        """Predict on ``n_jobs`` threads from now on: a fit kept from a trial that ran on a share
+        of the cores, when it predicts alone on all of them."""
+        self.n_jobs = n_jobs
+        if getattr(self, "model_", None) is not None:
+            self._model_threads(self.model_, n_jobs)
+
     # -- shared --------------------------------------------------------------------------------
 
     def __sklearn_tags__(self) -> Any:

@@ -153,4 +153,5 @@ FAMILY = Family(
     selected_reason=selected_reason,
     thread_gain=0.4,
     predict_cost=1.1,
+    predict_thread_gain=0.8,
 )

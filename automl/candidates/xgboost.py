@@ -99,6 +99,9 @@ class _XGBoost(Booster):
         booster = xgb.train(native, train, num_boost_round=rounds, evals=evals, callbacks=callbacks, verbose_eval=False)
         return booster, int(booster.num_boosted_rounds())
 
+    def _model_threads(self, model: Any, n_jobs: int) -> None:
+        model.set_param("nthread", n_jobs if n_jobs > 0 else (os.cpu_count() or 1))
+
     def _raw_predict(self, model: Any, X: np.ndarray) -> np.ndarray:
         import xgboost as xgb
 
@@ -135,4 +138,5 @@ FAMILY = Family(
     selected_reason=selected_reason,
     thread_gain=0.2,
     predict_cost=0.4,
+    predict_thread_gain=0.8,
 )
