@@ -271,15 +271,32 @@ def refit_members(
         result = make(cheapest, grace, reuse=False, bag=False)
         return (cheapest, result) if result is not None else None
 
+    first: dict[str, Any] | None = None  # the lead's fit, where it was had before the loop below
+
+    def try_kept_first(run: RunRecord, room: float) -> dict[str, Any] | None:
+        """``run``'s kept fit, predicting by a deadline that leaves ``room`` before the wall; None
+        when it has no kept fit, its measured prediction does not fit, or it did not end in time."""
+        if not run.model_uri or run.predict_seconds_per_row is None:
+            return None
+        expected = data.predict_estimate(run.family, run.fit_seconds or 0.0, run.predict_seconds_per_row)
+        if expected + room > remaining():
+            return None
+        return make(run, -room, reuse=True)
+
     if not ready(members[0]):
-        # The chosen model cannot be had in the time left: the best one that can (or the cheapest).
+        # The chosen model cannot be had in the time left, by its estimate with margin: the best
+        # one that can (or the cheapest). A lead whose trial kept its fit is still tried first when
+        # its measured prediction, without the margin, fits beside that one's with it: stopped at
+        # that one's start, it costs nothing the model needs.
         fits = [r for r in ranked if ready(r)]
         lead = fits[0] if fits else min(ranked, key=lambda r: member_estimate(r, data))
-        out.reason = (
-            f"{lead.family} (trial {lead.trial_number}) alone: {selection.reason.split(':')[0]} "
-            f"could not be refit in the {max(remaining(), 0):.1f} s left"
-        )
-        members, weights = [lead], [1.0]
+        first = try_kept_first(members[0], member_estimate(lead, data))
+        if first is None:
+            out.reason = (
+                f"{lead.family} (trial {lead.trial_number}) alone: {selection.reason.split(':')[0]} "
+                f"could not be refit in the {max(remaining(), 0):.1f} s left"
+            )
+            members, weights = [lead], [1.0]
     # After the lead, the cheapest refits first: a costly member that runs out of time is then the
     # last one tried, and the cheap ones (a linear model, neighbours) are not left without time.
     rest = sorted(zip(members[1:], weights[1:], strict=True), key=lambda mw: refit_estimate(mw[0], data))
@@ -287,7 +304,7 @@ def refit_members(
     for index, (run, weight) in enumerate(zip(members, weights, strict=True)):
         if index and not ready(run):
             continue  # no time left for this member; a cheaper one after it may still fit
-        result = make(run)
+        result = first if index == 0 and first is not None else make(run)
         if result is None and index == 0:
             rescued = fallback(run)
             if rescued is None:

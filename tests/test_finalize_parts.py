@@ -185,3 +185,48 @@ def test_models_saved_by_joblib_before_still_load_and_models_saved_now_load_with
     assert JOBLIB_ARRAY not in arts.path("models/new.joblib").read_bytes()
     np.testing.assert_array_equal(arts.get_object("models/new.joblib", new_sha).predict_proba(X), expected)
     np.testing.assert_array_equal(joblib.load(arts.path("models/new.joblib")).predict_proba(X), expected)
+
+
+def test_a_lead_whose_measured_prediction_fits_without_its_margin_is_tried_before_the_fallback(
+    tmp_path: Path,
+) -> None:
+    """On 300,000 rows the leading LightGBM fit's prediction of the holdout, priced with its
+    margin, passed the time left by a second, and a fit with 25 % more loss was registered while
+    a third of the wall went unused. Tried first with the fallback's time kept free, it is had."""
+    import dataclasses
+
+    from automl.finalize import member_estimate
+    from automl.training import ESTIMATE_MARGIN, build
+
+    data, arts = _data(), ArtifactStore(tmp_path / "art")
+    job: Any = type("Job", (), {"id": 7, "model_name": "m", "task": "binary", "time_budget_s": 60.0})()
+
+    def kept(run_id: int, family: str, cv: float, fit_s: float, per_row_s: float) -> RunRecord:
+        model = build(data, family, {})
+        model.fit(data.X, data.y)
+        key = f"jobs/7/trials/trial-{run_id}.joblib"
+        sha = arts.put_object(key, model)
+        return dataclasses.replace(
+            _run(run_id, family, cv, fit_s=fit_s), model_uri=key, model_sha256=sha, predict_seconds_per_row=per_row_s
+        )
+
+    # The lead's prediction is measured at 8 s (plus loading); the fallback's is instant.
+    lead = kept(1, "hist_gradient_boosting", 0.9, fit_s=300.0, per_row_s=8.0 / len(data.y_holdout))
+    fallback = kept(2, "linear", 0.8, fit_s=0.01, per_row_s=1e-6)
+    expected = data.predict_estimate(lead.family, 300.0, lead.predict_seconds_per_row)
+    left = ESTIMATE_MARGIN * expected  # short of the margined estimate, the safety second included
+    assert member_estimate(lead, data) == pytest.approx(left)
+    assert expected + member_estimate(fallback, data) < left - 1.0
+
+    def finalize(runs: list[RunRecord]) -> Any:
+        selection = Selection(runs[0], [runs[0]], [1.0])
+        return refit_members(arts, job, data, selection, runs, wall_end=time.monotonic() + left)
+
+    out = finalize([lead, fallback])
+    assert [run.id for run, _, _ in out.fitted] == [1] and out.reason == ""
+    assert out.fitted[0][2]["reused"] and out.fitted[0][2]["holdout"].shape == (len(data.y_holdout), 2)
+    # Without a measured prediction the estimate is all there is: the fallback, as before.
+    unmeasured = dataclasses.replace(lead, predict_seconds_per_row=None)
+    assert data.predict_estimate(lead.family, 300.0) > left
+    out = finalize([unmeasured, fallback])
+    assert [run.id for run, _, _ in out.fitted] == [2] and out.reason.startswith("linear (trial 2) alone")
