@@ -241,30 +241,52 @@ def run_job(
     raise AssertionError("unreachable")  # pragma: no cover  (_ends_job re-raises)
 
 
+def interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ctrl-C, or an error raised while handling it: a press that lands inside a
+    database call can come out of the driver's clean-up as another error (Optuna's storage turned a
+    KeyboardInterrupt in psycopg's connection check into a ``StorageInternalError``)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _cancel_job(store: Store, job_id: int, database_url: str) -> None:
+    for run in store.list_runs(job_id):  # this process ran them all: none is left running
+        if run.status == "running":
+            store.finish_run(run.id, RunResult(status="cancelled", error_code="CANCELLED"))
+    # Nor any trial of its study: the press may land between a run's end and the study's tell,
+    # or between drawing a trial and keeping hold of it.
+    from automl.tuning import fail_zombie_trials, load_job_study
+
+    with contextlib.suppress(Exception):
+        study = load_job_study(database_url, job_id)
+        if study is not None:
+            fail_zombie_trials(study, store, job_id, 0.0)
+    store.finish_job(job_id, "cancelled", "CANCELLED", "cancelled by the user (Ctrl-C); no version was registered")
+
+
 @contextmanager
 def _ends_job(store: Store, job_id: int, database_url: str) -> Iterator[None]:
-    """A failure ends the job ``failed`` with its code; Ctrl-C (KeyboardInterrupt) cancels it."""
+    """A failure ends the job ``failed`` with its code; Ctrl-C (KeyboardInterrupt, or an error
+    raised while handling one: :func:`interrupted`) cancels it and is raised as KeyboardInterrupt."""
     try:
         yield
-    except AutomlError as exc:
-        store.finish_job(job_id, "failed", exc.code, str(exc))
-        raise
     except KeyboardInterrupt:
-        for run in store.list_runs(job_id):  # this process ran them all: none is left running
-            if run.status == "running":
-                store.finish_run(run.id, RunResult(status="cancelled", error_code="CANCELLED"))
-        # Nor any trial of its study: the press may land between a run's end and the study's tell,
-        # or between drawing a trial and keeping hold of it.
-        from automl.tuning import fail_zombie_trials, load_job_study
-
-        with contextlib.suppress(Exception):
-            study = load_job_study(database_url, job_id)
-            if study is not None:
-                fail_zombie_trials(study, store, job_id, 0.0)
-        store.finish_job(job_id, "cancelled", "CANCELLED", "cancelled by the user (Ctrl-C); no version was registered")
+        _cancel_job(store, job_id, database_url)
         raise
     except BaseException as exc:
-        store.finish_job(job_id, "failed", "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}")
+        if interrupted(exc):
+            _cancel_job(store, job_id, database_url)
+            raise KeyboardInterrupt from exc
+        if isinstance(exc, AutomlError):
+            store.finish_job(job_id, "failed", exc.code, str(exc))
+        else:
+            store.finish_job(job_id, "failed", "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}")
         raise
 
 

@@ -227,3 +227,40 @@ def test_resume_refuses_an_ended_job_or_a_live_one_with_a_named_error(
     assert caught.value.hint
     assert store.get_job(job.id).status == status  # nothing changed
     store.close()
+
+
+def test_ctrl_c_that_a_database_call_turns_into_another_error_still_cancels(sqlite_url: str, tmp_path: Path) -> None:
+    """A second press landing inside a database call came out of Optuna's storage as a
+    ``StorageInternalError`` (the driver's clean-up failed on the interrupted connection), and the
+    job ended ``failed`` with exit status 1 instead of ``cancelled`` with 130."""
+    from automl.artifacts import ArtifactStore
+    from automl.pipeline import _ends_job, interrupted, submit_job
+    from automl.spec import load_spec_file
+
+    store = open_store(sqlite_url)
+    arts = ArtifactStore(tmp_path / "art")
+
+    def job_id() -> int:
+        return submit_job(store, arts, load_spec_file(_spec(tmp_path, trials=5, time_s=60))).id
+
+    def wrapped() -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            try:
+                raise ValueError("can't change 'autocommit' now") from None  # the driver's clean-up
+            except ValueError as cleanup:
+                raise RuntimeError("An exception is raised during the commit.") from cleanup
+
+    pressed = job_id()
+    with pytest.raises(KeyboardInterrupt), _ends_job(store, pressed, sqlite_url):
+        wrapped()
+    job = store.get_job(pressed)
+    assert (job.status, job.error_code) == ("cancelled", "CANCELLED")
+
+    # Any other error still fails the job, and is raised as it is.
+    broken = job_id()
+    with pytest.raises(RuntimeError), _ends_job(store, broken, sqlite_url):
+        raise RuntimeError("a bug")
+    assert store.get_job(broken).error_code == "INTERNAL_ERROR"
+    assert not interrupted(RuntimeError("a bug")) and interrupted(KeyboardInterrupt())
