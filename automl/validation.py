@@ -161,10 +161,9 @@ def make_folds(
     index = np.arange(len(y))
     assign = np.zeros(len(y), dtype=int)  # each row's validation fold
     if validation.scheme == "holdout":
-        share = math.ceil(HOLDOUT_VALIDATION_FRACTION * len(y))
         train, valid = train_test_split(
             index,
-            test_size=HOLDOUT_VALIDATION_FRACTION if share <= HOLDOUT_MAX_VALID_ROWS else HOLDOUT_MAX_VALID_ROWS,
+            test_size=holdout_valid_rows(len(y)),  # a count: the same split as the fraction it rounds
             random_state=seed,
             shuffle=True,
             stratify=y if stratify else None,

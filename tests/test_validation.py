@@ -550,7 +550,9 @@ def test_a_refit_on_more_threads_than_its_trials_is_estimated_faster_by_its_fami
     assert refit_estimate(knn, final) == refit_estimate(knn, data)
 
 
-def test_a_kept_fit_predicts_on_the_final_fits_threads_and_is_priced_so(tmp_path: Path) -> None:
+def test_a_kept_fit_predicts_on_the_final_fits_threads_and_is_priced_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import dataclasses
 
     import automl.training as training
@@ -578,11 +580,9 @@ def test_a_kept_fit_predicts_on_the_final_fits_threads_and_is_priced_so(tmp_path
         model = build(data, family, {"n_estimators": 20})  # fitted in a trial, on one thread
         model.fit(data.X.iloc[train], data.y[train])
         sha = arts.put_object(f"{family}.joblib", model)
-        training.predict_matrix = watching
-        try:
+        with monkeypatch.context() as patched:
+            patched.setattr(training, "predict_matrix", watching)
             out = predict_trial_model(None, final, str(arts.root), f"{family}.joblib", sha)  # type: ignore[arg-type]
-        finally:
-            training.predict_matrix = predict
         assert threads(seen[-1]) == 2, family
         assert np.allclose(out["holdout"], predict(model, data.X_holdout, data.task, data.n_classes))
 
