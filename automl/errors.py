@@ -192,3 +192,17 @@ class TrialFailed(JobFailed):
     """A single trial failed; recorded on its run, never fatal to the job."""
 
     code = "TRIAL_FAILED"
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ctrl-C, or an error raised while handling it: a press that lands inside a
+    database call can come out of the driver's clean-up as another error (Optuna's storage turned a
+    KeyboardInterrupt in psycopg's connection check into a ``StorageInternalError``)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

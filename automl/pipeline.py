@@ -26,7 +26,7 @@ from typing import Any
 
 from automl.artifacts import ArtifactStore
 from automl.context import JobContext, load_context, wall_end_of
-from automl.errors import AutomlError, JobNotResumable
+from automl.errors import AutomlError, JobNotResumable, interrupted
 from automl.spec import LoadedSpec, spec_hash
 from automl.store.base import Store
 from automl.store.records import JobRecord, NewJob, RunResult
@@ -241,20 +241,6 @@ def run_job(
     raise AssertionError("unreachable")  # pragma: no cover  (_ends_job re-raises)
 
 
-def interrupted(exc: BaseException) -> bool:
-    """Whether ``exc`` is Ctrl-C, or an error raised while handling it: a press that lands inside a
-    database call can come out of the driver's clean-up as another error (Optuna's storage turned a
-    KeyboardInterrupt in psycopg's connection check into a ``StorageInternalError``)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, KeyboardInterrupt):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
-
-
 def _cancel_job(store: Store, job_id: int, database_url: str) -> None:
     for run in store.list_runs(job_id):  # this process ran them all: none is left running
         if run.status == "running":
@@ -273,7 +259,7 @@ def _cancel_job(store: Store, job_id: int, database_url: str) -> None:
 @contextmanager
 def _ends_job(store: Store, job_id: int, database_url: str) -> Iterator[None]:
     """A failure ends the job ``failed`` with its code; Ctrl-C (KeyboardInterrupt, or an error
-    raised while handling one: :func:`interrupted`) cancels it and is raised as KeyboardInterrupt."""
+    raised while handling one: :func:`automl.errors.interrupted`) cancels it and is raised as KeyboardInterrupt."""
     try:
         yield
     except KeyboardInterrupt:

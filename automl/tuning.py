@@ -31,6 +31,7 @@ import optuna
 
 from automl.artifacts import ArtifactStore
 from automl.candidates import get_family
+from automl.errors import interrupted
 from automl.family_choice import SECONDS_ATTR, choose_family
 from automl.metrics import Metric, is_better
 from automl.portfolio import FAMILY_PARAM, Feeder
@@ -495,10 +496,10 @@ def _launch(asked: _Asked, data: JobData, store: Store, job_id: int, worker: str
 
 
 def _abandon(launched: _Launched, store: Store, study: optuna.Study, exc: BaseException) -> None:
-    """The parent failed (or the user pressed Ctrl-C to cancel) while a trial ran: stop the child
-    and leave no run ``running``."""
+    """The parent failed (or the user pressed Ctrl-C to cancel, :func:`automl.errors.interrupted`)
+    while a trial ran: stop the child and leave no run ``running``."""
     launched.child.kill()
-    if isinstance(exc, KeyboardInterrupt):
+    if interrupted(exc):
         result = RunResult(status="cancelled", error_code="CANCELLED", error_message="interrupted by the user (Ctrl-C)")
     else:
         result = RunResult(status="failed", error_code="INTERNAL_ERROR", error_message=repr(exc))

@@ -234,7 +234,8 @@ def test_ctrl_c_that_a_database_call_turns_into_another_error_still_cancels(sqli
     ``StorageInternalError`` (the driver's clean-up failed on the interrupted connection), and the
     job ended ``failed`` with exit status 1 instead of ``cancelled`` with 130."""
     from automl.artifacts import ArtifactStore
-    from automl.pipeline import _ends_job, interrupted, submit_job
+    from automl.errors import interrupted
+    from automl.pipeline import _ends_job, submit_job
     from automl.spec import load_spec_file
 
     store = open_store(sqlite_url)
